@@ -1,0 +1,494 @@
+"""Loading the staged corpora and task data, driven by the registry ``languages.yaml``.
+
+Which file serves which purpose for which language lives only in ``xlt_helpers/languages.yaml``
+(override its location with ``$XLT_LANGUAGES_FILE``); this module knows formats and tasks, never
+languages.  Every problem with input data raises :class:`~xlt_helpers.errors.DataFormatError`
+naming the file, the 1-based line and what was expected; unknown task/split/language/domain names
+raise :class:`ValueError` listing the valid choices.
+
+Text normalisation: every word, sentence, premise and hypothesis is returned in Unicode NFC
+(``TEXT_NORMALIZATION``).  The staged files disagree otherwise: UD HDTB v1 (Hindi POS train) and
+the Hindi XNLI files use precomposed nukta letters (e.g. U+095C) where XTREME udpos / WikiANN /
+the Hindi pretraining text use the NFC (decomposed) form, so without it the same Hindi word would
+have two spellings across train and test.
+
+Label sets and what the data really contains (checked on every registered file):
+
+* XNLI: only ``entailment|neutral|contradiction`` (balanced, 1670/830 per class).
+* NER: only the 7 IOB2 tags of ``NER_TAGS``.
+* POS: only the 17 UD v2 UPOS tags, including ``X`` (frequent in Arabic PADT: 13,718 of 191,869
+  training tokens, where PADT tags many foreign names X, while the PUD half of the Arabic test set
+  uses PROPN) and ``SYM``.  ``_`` never occurs on a word line of the registered files (it only
+  appears on multiword-token range lines, which are skipped), so ``_`` is *not* a valid tag and is
+  reported as an error.  UD v1 HDTB writes ``CONJ``; the registry renames it to ``CCONJ``
+  (``tag_map``).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import data_dir
+from .errors import DataFormatError
+
+NLI_LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")
+UPOS_TAGS: tuple[str, ...] = (
+    "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",
+    "PART", "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X",
+)
+NER_TAGS: tuple[str, ...] = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+
+#: Unicode normal form applied to all returned text (None: leave the bytes as they are).
+TEXT_NORMALIZATION: str | None = "NFC"
+
+REGISTRY_PATH = Path(__file__).resolve().parent / "languages.yaml"
+
+SPLITS: tuple[str, ...] = ("train", "dev", "test")
+
+# task -> (label set, formats that can serve it, default field names for the hub path)
+_TASKS: dict[str, dict[str, Any]] = {
+    "xnli": {"labels": NLI_LABELS, "formats": ("xnli_tsv",),
+             "hub_fields": {"premise": "premise", "hypothesis": "hypothesis", "label": "label"}},
+    "ner": {"labels": NER_TAGS, "formats": ("wikiann_iob", "token_tsv"),
+            "hub_fields": {"words": "tokens", "tags": "ner_tags"}},
+    "pos": {"labels": UPOS_TAGS, "formats": ("token_tsv", "conllu"),
+            "hub_fields": {"words": "tokens", "tags": "upos"}},
+}
+_PRETRAIN_FORMATS = ("sentence_per_line",)
+
+
+@dataclass(frozen=True)
+class TaggedSentence:
+    """One sentence of a token-tagging task: ``words[i]`` carries tag ``tags[i]``."""
+
+    words: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NLIPair:
+    """One NLI example; ``label`` indexes :data:`NLI_LABELS`."""
+
+    premise: str
+    hypothesis: str
+    label: int
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+def _norm(text: str) -> str:
+    return unicodedata.normalize(TEXT_NORMALIZATION, text) if TEXT_NORMALIZATION else text
+
+
+def _check_limit(name: str, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise ValueError(f"{name} must be None or a non-negative int, got {value!r}")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(1-based line number, line without its line end)``; lines end only at ``\\n``.
+
+    Decoded line by line, so a bad byte is reported on its own line and never stops a read that
+    ends (``max_*``) before it.
+    """
+    if not path.is_file():
+        raise DataFormatError(path, None, "an existing file (registered in xlt_helpers/languages.yaml; "
+                                          "is XLT_DATA_DIR right? see MANIFEST.md)")
+    with open(path, "rb") as handle:
+        for lineno, raw in enumerate(handle, 1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(path, lineno, "UTF-8 text", str(exc)) from exc
+            yield lineno, line.rstrip("\r\n")
+
+
+def _ncols(n: int) -> str:
+    return f"{n} tab-separated column{'s' if n != 1 else ''}"
+
+
+# ----------------------------------------------------------------------------------------- parsers
+
+def read_sentence_lines(paths: Iterable[str | Path], max_sentences: int | None = None) -> list[str]:
+    """Non-blank lines of ``paths`` (in order), stripped; reads no further than ``max_sentences``."""
+    _check_limit("max_sentences", max_sentences)
+    out: list[str] = []
+    if max_sentences == 0:
+        return out
+    for path in paths:
+        for _, line in _lines(Path(path)):
+            line = line.strip()
+            if line:
+                out.append(_norm(line))
+                if max_sentences is not None and len(out) >= max_sentences:
+                    return out
+    return out
+
+
+def read_xnli_tsv(path: str | Path, max_examples: int | None = None) -> list[NLIPair]:
+    """Parse ``premise<TAB>hypothesis<TAB>label`` lines (no header); blank lines are skipped."""
+    _check_limit("max_examples", max_examples)
+    path = Path(path)
+    index = {name: i for i, name in enumerate(NLI_LABELS)}
+    out: list[NLIPair] = []
+    if max_examples == 0:
+        return out
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        cols = line.split("\t")
+        if len(cols) != 3:
+            hint = " (premise<TAB>hypothesis<TAB>label"
+            hint += "; this file looks unlabelled, a labelled file is needed)" if len(cols) == 2 else ")"
+            raise DataFormatError(path, lineno, _ncols(3) + hint, f"{len(cols)} columns: {line}")
+        premise, hypothesis, label = cols[0].strip(), cols[1].strip(), cols[2].strip()
+        if not premise or not hypothesis:
+            raise DataFormatError(path, lineno, "a non-empty premise and hypothesis", line)
+        if label not in index:
+            raise DataFormatError(path, lineno, "an NLI label in " + "|".join(NLI_LABELS), label)
+        out.append(NLIPair(_norm(premise), _norm(hypothesis), index[label]))
+        if max_examples is not None and len(out) >= max_examples:
+            break
+    return out
+
+
+def read_token_tsv(
+    path: str | Path,
+    labels: Iterable[str],
+    max_examples: int | None = None,
+    token_prefix: str | None = None,
+    tag_map: dict[str, str] | None = None,
+) -> list[TaggedSentence]:
+    """Parse ``token<TAB>tag`` lines, blank line between sentences.
+
+    ``token_prefix`` (WikiANN's ``"en:"`` etc.) must start every token and is stripped;
+    ``tag_map`` renames tags before they are checked against ``labels``.
+    """
+    _check_limit("max_examples", max_examples)
+    path = Path(path)
+    valid = frozenset(labels)
+    tag_map = tag_map or {}
+    out: list[TaggedSentence] = []
+    if max_examples == 0:
+        return out
+    words: list[str] = []
+    tags: list[str] = []
+    for lineno, line in _lines(path):
+        if not line.strip():
+            if words:
+                out.append(TaggedSentence(tuple(words), tuple(tags)))
+                words, tags = [], []
+                if max_examples is not None and len(out) >= max_examples:
+                    return out
+            continue
+        cols = line.split("\t")
+        if len(cols) != 2:
+            hint = " (token<TAB>tag"
+            hint += "; this file looks unlabelled, a labelled file is needed)" if len(cols) == 1 else ")"
+            raise DataFormatError(path, lineno, _ncols(2) + hint, f"{len(cols)} column(s): {line}")
+        word, tag = cols[0], cols[1].strip()
+        if token_prefix:
+            if not word.startswith(token_prefix):
+                raise DataFormatError(path, lineno, f"a token starting with {token_prefix!r}", word)
+            word = word[len(token_prefix):]
+        if not word.strip():
+            raise DataFormatError(path, lineno, "a non-empty token", line)
+        tag = tag_map.get(tag, tag)
+        if tag not in valid:
+            raise DataFormatError(path, lineno, "a tag in " + "|".join(sorted(valid)), tag)
+        words.append(_norm(word))
+        tags.append(tag)
+    if words:
+        out.append(TaggedSentence(tuple(words), tuple(tags)))
+    return out
+
+
+def read_conllu(
+    path: str | Path,
+    labels: Iterable[str] = UPOS_TAGS,
+    max_examples: int | None = None,
+    tag_map: dict[str, str] | None = None,
+) -> list[TaggedSentence]:
+    """Parse CoNLL-U into (FORM, UPOS) sentences.
+
+    ``#`` lines are comments; multiword-token ranges (``1-2``) and empty nodes (``1.1``) are skipped;
+    every other non-blank line must have 10 tab-separated columns and an integer ID.
+    """
+    _check_limit("max_examples", max_examples)
+    path = Path(path)
+    valid = frozenset(labels)
+    tag_map = tag_map or {}
+    out: list[TaggedSentence] = []
+    if max_examples == 0:
+        return out
+    words: list[str] = []
+    tags: list[str] = []
+    for lineno, line in _lines(path):
+        if not line.strip():
+            if words:
+                out.append(TaggedSentence(tuple(words), tuple(tags)))
+                words, tags = [], []
+                if max_examples is not None and len(out) >= max_examples:
+                    return out
+            continue
+        if line.startswith("#"):
+            continue
+        cols = line.split("\t")
+        if len(cols) != 10:
+            raise DataFormatError(path, lineno, _ncols(10) + " (CoNLL-U: ID FORM LEMMA UPOS XPOS FEATS "
+                                  "HEAD DEPREL DEPS MISC)", f"{len(cols)} column(s): {line}")
+        tok_id = cols[0]
+        if "-" in tok_id or "." in tok_id:
+            continue
+        if not tok_id.isdigit():
+            raise DataFormatError(path, lineno, "an integer word ID, a range like 1-2 or an empty node like 1.1",
+                                  tok_id)
+        word, tag = cols[1], tag_map.get(cols[3], cols[3])
+        if not word:
+            raise DataFormatError(path, lineno, "a non-empty FORM", line)
+        if tag not in valid:
+            raise DataFormatError(path, lineno, "a UPOS tag in " + "|".join(sorted(valid)), tag)
+        words.append(_norm(word))
+        tags.append(tag)
+    if words:
+        out.append(TaggedSentence(tuple(words), tuple(tags)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------- registry
+
+_registry_cache: dict[tuple[str, int], dict[str, Any]] = {}
+
+
+def registry_path() -> Path:
+    """The registry file: ``$XLT_LANGUAGES_FILE`` or ``xlt_helpers/languages.yaml``."""
+    env = os.environ.get("XLT_LANGUAGES_FILE")
+    return Path(env).expanduser().resolve() if env else REGISTRY_PATH
+
+
+def _file_entry(reg: Path, where: str, entry: Any, formats: tuple[str, ...]) -> dict[str, Any]:
+    """Validate one ``{path(s), format, ...}`` entry and return it with ``paths`` as a list."""
+    expected = f"{where}: a mapping with 'path' or 'paths' and 'format' (one of {', '.join(formats)})"
+    if not isinstance(entry, dict):
+        raise DataFormatError(reg, None, expected, repr(entry))
+    paths = entry.get("paths", entry.get("path"))
+    if isinstance(paths, str):
+        paths = [paths]
+    if not paths or not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+        raise DataFormatError(reg, None, expected, repr(entry))
+    if entry.get("format") not in formats:
+        raise DataFormatError(reg, None, expected, repr(entry.get("format")))
+    tag_map = entry.get("tag_map", {})
+    if not isinstance(tag_map, dict):
+        raise DataFormatError(reg, None, f"{where}.tag_map: a mapping OLD: NEW", repr(tag_map))
+    clean = {k: v for k, v in entry.items() if k != "path"}
+    clean["paths"] = list(paths)
+    return clean
+
+
+def _validate_registry(reg: Path, raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict) or not raw:
+        raise DataFormatError(reg, None, "a mapping of language codes to entries", repr(raw)[:80])
+    out: dict[str, Any] = {}
+    for lang, spec in raw.items():
+        if not isinstance(spec, dict):
+            raise DataFormatError(reg, None, f"{lang}: a mapping", repr(spec))
+        spec = dict(spec)
+        for key in [k for k in spec if str(k).startswith("pretrain")]:
+            spec[key] = _file_entry(reg, f"{lang}.{key}", spec[key], _PRETRAIN_FORMATS)
+        tasks = spec.get("tasks", {})
+        if not isinstance(tasks, dict):
+            raise DataFormatError(reg, None, f"{lang}.tasks: a mapping task -> splits", repr(tasks))
+        checked: dict[str, Any] = {}
+        for task, splits in tasks.items():
+            if task not in _TASKS:
+                raise DataFormatError(reg, None, f"{lang}.tasks: task names among {', '.join(_TASKS)}", task)
+            if not isinstance(splits, dict) or not splits:
+                raise DataFormatError(reg, None, f"{lang}.tasks.{task}: a mapping split -> file entry", repr(splits))
+            checked[task] = {split: _file_entry(reg, f"{lang}.tasks.{task}.{split}", e, _TASKS[task]["formats"])
+                             for split, e in splits.items()}
+        spec["tasks"] = checked
+        out[str(lang)] = spec
+    return out
+
+
+def _registry() -> dict[str, Any]:
+    reg = registry_path()
+    if not reg.is_file():
+        raise DataFormatError(reg, None, "the language registry file (languages.yaml)")
+    key = (str(reg), reg.stat().st_mtime_ns)
+    if key not in _registry_cache:
+        try:
+            raw = yaml.safe_load(reg.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise DataFormatError(reg, mark.line + 1 if mark else None, "valid YAML", str(exc)) from exc
+        _registry_cache.clear()
+        _registry_cache[key] = _validate_registry(reg, raw)
+    return _registry_cache[key]
+
+
+def languages() -> list[str]:
+    """Registered language codes, in registry order."""
+    return list(_registry())
+
+
+def language_spec(language: str) -> dict:
+    """A copy of the registry entry for ``language`` (``ValueError`` listing known codes if unknown)."""
+    reg = _registry()
+    if language not in reg:
+        raise ValueError(f"unknown language {language!r}: known languages are {', '.join(reg)} "
+                         f"(registry {registry_path()})")
+    return copy.deepcopy(reg[language])
+
+
+def label_names(task: str) -> tuple[str, ...]:
+    """The label inventory of ``task``: NLI_LABELS, NER_TAGS or UPOS_TAGS."""
+    if task not in _TASKS:
+        raise ValueError(f"unknown task {task!r}: valid tasks are {', '.join(_TASKS)}")
+    return _TASKS[task]["labels"]
+
+
+# ------------------------------------------------------------------------------------ public API
+
+def load_pretraining_corpus(language: str, domain: str = "main", max_sentences: int | None = None) -> list[str]:
+    """Sentences (non-blank lines, stripped, NFC) of the ``domain`` corpus of ``language``.
+
+    ``domain="main"`` reads the registry key ``pretrain``, any other ``d`` reads ``pretrain_<d>``
+    (e.g. ``"other_domain"``).  Files are concatenated in registry order and reading stops as soon
+    as ``max_sentences`` sentences are collected.
+    """
+    spec = language_spec(language)
+    key = "pretrain" if domain == "main" else f"pretrain_{domain}"
+    if key not in spec:
+        have = ["main" if k == "pretrain" else k[len("pretrain_"):] for k in spec if k.startswith("pretrain")]
+        raise ValueError(f"unknown pretraining domain {domain!r} for {language!r}: "
+                         f"valid domains are {', '.join(have) or '(none)'}")
+    root = data_dir()
+    return read_sentence_lines([root / p for p in spec[key]["paths"]], max_sentences)
+
+
+def _split_entry(task: str, language: str, split: str) -> dict[str, Any]:
+    label_names(task)
+    spec = language_spec(language)
+    tasks = spec["tasks"]
+    if task not in tasks:
+        having = [lang for lang in languages() if task in language_spec(lang)["tasks"]]
+        raise ValueError(f"language {language!r} has no {task!r} data: languages with it are "
+                         f"{', '.join(having) or '(none)'}; tasks of {language!r}: {', '.join(tasks) or '(none)'}")
+    if split not in tasks[task]:
+        raise ValueError(f"unknown split {split!r} for {task}/{language}: valid splits are "
+                         f"{', '.join(tasks[task])}")
+    return tasks[task][split]
+
+
+def load_task(
+    task: str,
+    language: str,
+    split: str,
+    max_examples: int | None = None,
+    source: str = "local",
+) -> list[TaggedSentence] | list[NLIPair]:
+    """Examples of ``task`` (xnli -> NLIPair; ner, pos -> TaggedSentence) for ``language``/``split``.
+
+    ``source="local"`` parses the staged files named in the registry (several files are read in
+    order); ``source="hub"`` loads the registry's ``hub`` entry through ``datasets.load_dataset``
+    (needs ``pip install datasets`` and ``XLT_ONLINE=1`` unless the data is already in the HF cache).
+    Reading stops after ``max_examples`` examples.
+    """
+    _check_limit("max_examples", max_examples)
+    if source not in ("local", "hub"):
+        raise ValueError(f"unknown source {source!r}: valid sources are local, hub")
+    if source == "hub":
+        return _load_hub(task, language, split, max_examples)
+    entry = _split_entry(task, language, split)
+    root = data_dir()
+    labels = label_names(task)
+    fmt = entry["format"]
+    out: list = []
+    for rel in entry["paths"]:
+        left = None if max_examples is None else max_examples - len(out)
+        if left == 0:
+            break
+        path = root / rel
+        if fmt == "xnli_tsv":
+            out.extend(read_xnli_tsv(path, left))
+        elif fmt == "conllu":
+            out.extend(read_conllu(path, labels, left, entry.get("tag_map")))
+        else:  # token_tsv / wikiann_iob (the registry check admits nothing else)
+            prefix = entry.get("token_prefix", f"{language}:") if fmt == "wikiann_iob" else None
+            out.extend(read_token_tsv(path, labels, left, prefix, entry.get("tag_map")))
+    return out
+
+
+def _load_hub(task: str, language: str, split: str, max_examples: int | None) -> list:
+    """The ``source="hub"`` path of :func:`load_task` (untested here: offline, no ``datasets``)."""
+    label_names(task)
+    spec = language_spec(language)
+    hub = (spec.get("hub") or {}).get(task)
+    if not isinstance(hub, dict) or "dataset" not in hub:
+        raise ValueError(f"no hub entry for {task}/{language} in {registry_path()} "
+                         f"(hub tasks of {language!r}: {', '.join(spec.get('hub') or {}) or '(none)'})")
+    splits = hub.get("splits") or {}
+    if split not in splits:
+        raise ValueError(f"unknown split {split!r} for hub {task}/{language}: valid splits are {', '.join(splits)}")
+    try:
+        import datasets  # noqa: PLC0415  (optional dependency, imported only on demand)
+    except ImportError as exc:
+        raise ImportError(
+            "source='hub' needs the Hugging Face 'datasets' package, which is not installed: "
+            "run `pip install datasets` and set XLT_ONLINE=1 (before starting Python) to allow downloads; "
+            "or use source='local' (the staged files)") from exc
+    hub_split = splits[split]
+    if max_examples is not None:
+        hub_split = f"{hub_split}[:{max_examples}]"
+    name = f"hub:{hub['dataset']}/{hub.get('config')}/{hub_split}"
+    try:
+        ds = datasets.load_dataset(hub["dataset"], hub.get("config"), split=hub_split, **(hub.get("kwargs") or {}))
+    except Exception as exc:
+        if os.environ.get("XLT_ONLINE") != "1":
+            raise RuntimeError(f"could not load {name} offline ({exc}); set XLT_ONLINE=1 before starting "
+                               "Python to allow the download") from exc
+        raise
+    fields = {**_TASKS[task]["hub_fields"], **(hub.get("fields") or {})}
+    labels = label_names(task)
+
+    def names_of(column: str) -> Callable[[int], str] | None:
+        feature = ds.features[column]
+        feature = getattr(feature, "feature", feature)  # Sequence(ClassLabel) -> ClassLabel
+        return feature.int2str if hasattr(feature, "int2str") else None
+
+    out: list = []
+    if task == "xnli":
+        to_name = names_of(fields["label"])
+        for row_no, row in enumerate(ds, 1):
+            raw = row[fields["label"]]
+            label = to_name(raw) if to_name and isinstance(raw, int) and raw >= 0 else raw
+            if label not in labels:
+                raise DataFormatError(name, row_no, "an NLI label in " + "|".join(labels), repr(raw))
+            out.append(NLIPair(_norm(row[fields["premise"]]), _norm(row[fields["hypothesis"]]), labels.index(label)))
+        return out
+    to_name = names_of(fields["tags"])
+    tag_map = (spec["tasks"].get(task, {}).get(split) or {}).get("tag_map") or {}
+    for row_no, row in enumerate(ds, 1):
+        words, tags = [], []
+        for word, raw in zip(row[fields["words"]], row[fields["tags"]]):
+            tag = to_name(raw) if to_name and isinstance(raw, int) else raw
+            if task == "pos" and tag == "_":  # HF universal_dependencies: multiword-token range rows
+                continue
+            tag = tag_map.get(tag, tag)
+            if tag not in labels:
+                raise DataFormatError(name, row_no, "a tag in " + "|".join(labels), repr(tag))
+            words.append(_norm(word))
+            tags.append(tag)
+        out.append(TaggedSentence(tuple(words), tuple(tags)))
+    return out
