@@ -1,0 +1,100 @@
+"""Pretraining corpora: original and derived text, tokenized, packed into fixed-length blocks."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from .data import load_pretraining_corpus
+from .scales import Scale
+from .tokenizer import encode_sentences, load_or_train_tokenizer, vocab_size_of
+from .transformations import DerivedLanguage
+
+CORPUS_SETTINGS = ("parallel", "nonparallel", "other_domain")
+
+
+@dataclass
+class PretrainingData:
+    """Packed blocks ready for masked-LM training."""
+
+    blocks: np.ndarray          # (N, seq_len) token ids
+    langs: np.ndarray           # (N,) index into ``languages``
+    languages: list[DerivedLanguage]  # language 0 is the original
+    vocab_size: int             # V, the tokenizer's size; the model has 2V embeddings
+    overlap: float              # sub-word overlap of the corpora (|E1 n E2| / |E1 u E2|)
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.blocks.size)
+
+
+def pack(sentences: Iterable[Sequence[int]], bos: int, eos: int, seq_len: int) -> np.ndarray:
+    """Pack sentences (each closed by ``eos``) into blocks of ``seq_len`` starting with ``bos``.
+
+    No padding is wasted: sentences run on into the next block, as in RoBERTa's FULL-SENTENCES.
+    A trailing partial block is dropped.
+    """
+    stream = [t for s in sentences for t in (*s, eos)]
+    body = seq_len - 1
+    n = len(stream) // body
+    if n == 0:
+        raise ValueError(f"corpus too small: {len(stream)} tokens cannot fill one block of {seq_len}")
+    arr = np.asarray(stream[: n * body], dtype=np.int64).reshape(n, body)
+    return np.concatenate([np.full((n, 1), bos, dtype=np.int64), arr], axis=1)
+
+
+def subword_overlap(corpus_a: Iterable[Sequence[int]], corpus_b: Iterable[Sequence[int]]) -> float:
+    """Jaccard overlap of the sub-word types used by two tokenized corpora."""
+    a = set().union(*map(set, corpus_a))
+    b = set().union(*map(set, corpus_b))
+    return len(a & b) / max(1, len(a | b))
+
+
+def pretraining_tokenizer(languages: Sequence[str], scale: Scale) -> tuple[Tokenizer, list[list[str]]]:
+    """The (cached) tokenizer for ``languages`` at this scale, and the raw corpora it was trained on."""
+    corpora = [load_pretraining_corpus(lang, max_sentences=scale.pretrain_sentences) for lang in languages]
+    return load_or_train_tokenizer(languages, corpora, scale.vocab_size), corpora
+
+
+def build_pretraining_data(language: str, transformation: str | None, scale: Scale, seed: int,
+                           setting: str = "parallel", shift_special: bool = False,
+                           second_language: str | None = None) -> tuple[Tokenizer, PretrainingData]:
+    """Tokenize the corpus of ``language`` and add its derived copy (or a second natural language).
+
+    ``transformation=None`` gives the monolingual corpus. ``setting`` chooses how the derived corpus
+    relates to the original: the same sentences (parallel), a disjoint half (nonparallel), or a
+    corpus of another domain (other_domain).
+    """
+    if setting not in CORPUS_SETTINGS:
+        raise ValueError(f"unknown corpus setting {setting!r}; known: {CORPUS_SETTINGS}")
+    langs = [language] + ([second_language] if second_language else [])
+    tok, corpora = pretraining_tokenizer(langs, scale)
+    V = vocab_size_of(tok)
+    original = DerivedLanguage("orig", V)
+    ids = encode_sentences(tok, corpora[0])
+    parts: list[tuple[DerivedLanguage, list[list[int]]]] = []
+    if second_language:
+        parts = [(original, ids), (DerivedLanguage("orig", V), encode_sentences(tok, corpora[1]))]
+    elif transformation is None:
+        parts = [(original, ids)]
+    else:
+        derived = DerivedLanguage(transformation, V, seed=seed, shift_special=shift_special)
+        if setting == "parallel":
+            src_orig, src_derived = ids, ids
+        elif setting == "nonparallel":
+            half = len(ids) // 2
+            src_orig, src_derived = ids[:half], ids[half:]
+        else:
+            other = load_pretraining_corpus(language, domain="other_domain", max_sentences=len(ids))
+            src_orig, src_derived = ids, encode_sentences(tok, other)
+        parts = [(original, src_orig), (derived, [derived.transform_tokens(s) for s in src_derived])]
+    blocks, block_langs = [], []
+    for k, (lang, sents) in enumerate(parts):
+        b = pack(sents, lang.bos, lang.eos, scale.seq_len)
+        blocks.append(b)
+        block_langs.append(np.full(len(b), k, dtype=np.int64))
+    overlap = subword_overlap(parts[0][1], parts[1][1]) if len(parts) > 1 else 1.0
+    data = PretrainingData(np.concatenate(blocks), np.concatenate(block_langs), [p[0] for p in parts], V, overlap)
+    return tok, data

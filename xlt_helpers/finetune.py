@@ -1,0 +1,144 @@
+"""Fine-tuning and batched evaluation of a pretrained encoder on a task: one readable loop."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import RobertaForSequenceClassification, RobertaForTokenClassification
+from transformers.utils import logging as hf_logging
+
+from .model import autocast, pick_device, set_threads
+from .tasks import IGNORE, Encoded, TaskSpec, score
+from .transformations import PAD
+
+hf_logging.set_verbosity_error()  # the 'newly initialized head' report is expected on every fine-tune
+
+
+@dataclass
+class FinetuneConfig:
+    epochs: float = 2.0
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    """Batches of similar length (little padding): sort within shuffled chunks, then shuffle the batches.
+
+    With ``rng=None`` (evaluation) batches are simply consecutive in sorted order.
+    """
+    lengths = np.asarray(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    order = rng.permutation(len(lengths))
+    chunk = batch_size * 50
+    batches = []
+    for i in range(0, len(order), chunk):
+        part = order[i:i + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    return [batches[k] for k in rng.permutation(len(batches))]
+
+
+def collate(data: Sequence[Encoded], idx: np.ndarray, kind: str) -> dict[str, torch.Tensor]:
+    """Pad a batch to its longest member."""
+    rows = [data[i] for i in idx]
+    width = max(len(r.input_ids) for r in rows)
+    ids = torch.full((len(rows), width), PAD, dtype=torch.long)
+    att = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, r in enumerate(rows):
+        ids[k, : len(r.input_ids)] = torch.tensor(r.input_ids)
+        att[k, : len(r.input_ids)] = 1
+    if kind == "sequence":
+        labels = torch.tensor([r.label for r in rows], dtype=torch.long)
+    else:
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        for k, r in enumerate(rows):
+            labels[k, : len(r.label)] = torch.tensor(r.label)
+    return {"input_ids": ids, "attention_mask": att, "labels": labels}
+
+
+def load_for_task(pretrained: str | Path, task: TaskSpec, seed: int):
+    """The pretrained encoder with a freshly initialised task head (same seed, same head)."""
+    torch.manual_seed(seed)
+    cls = RobertaForSequenceClassification if task.kind == "sequence" else RobertaForTokenClassification
+    return cls.from_pretrained(str(pretrained), num_labels=len(task.labels))
+
+
+def load_finetuned(path: str | Path, task: TaskSpec):
+    """A model fine-tuned earlier and saved with ``save_pretrained``."""
+    cls = RobertaForSequenceClassification if task.kind == "sequence" else RobertaForTokenClassification
+    return cls.from_pretrained(str(path)).eval()
+
+
+def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], cfg: FinetuneConfig):
+    """Fine-tune a copy of the pretrained model on ``train``; returns the model (in eval mode)."""
+    device = pick_device(cfg.device)
+    if device.type == "cpu":
+        set_threads()
+    model = load_for_task(pretrained, task, cfg.seed).to(device)
+    rng = np.random.default_rng(cfg.seed)
+    n_batches = math.ceil(len(train) / cfg.batch_size)
+    total = max(1, int(round(cfg.epochs * n_batches)))
+    warmup = max(1, int(cfg.warmup_ratio * total))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=device.type == "cuda")
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+    lengths = [len(e.input_ids) for e in train]
+    model.train()
+    step = 0
+    bar = tqdm(total=total, desc=f"fine-tune {task.name}", disable=not cfg.progress, mininterval=2.0)
+    while step < total:
+        for idx in length_batches(lengths, cfg.batch_size, rng):
+            if step >= total:
+                break
+            batch = {k: v.to(device) for k, v in collate(train, idx, task.kind).items()}
+            with autocast(device):
+                loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128) -> list:
+    """Predictions in the metric's label space, in the order of ``data`` (batched, no gradients)."""
+    device = next(model.parameters()).device
+    model.eval()
+    out: list = [None] * len(data)
+    for idx in length_batches([len(e.input_ids) for e in data], batch_size, None):
+        batch = collate(data, idx, task.kind)
+        with autocast(device):
+            logits = model(input_ids=batch["input_ids"].to(device),
+                           attention_mask=batch["attention_mask"].to(device)).logits
+        pred = logits.argmax(-1).cpu()
+        for k, i in enumerate(idx):
+            if task.kind == "sequence":
+                out[i] = int(pred[k])
+            else:
+                keep = batch["labels"][k] != IGNORE
+                out[i] = [task.labels[int(p)] for p in pred[k][keep]]
+    return out
+
+
+def evaluate(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128) -> float:
+    """The task's metric of ``model`` on ``data``."""
+    return score(task, predict(model, task, data, batch_size), data)

@@ -1,0 +1,62 @@
+"""Named experiment scales: the same code from a seconds-long CI run to the paper's TPU-scale models."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    # tokenizer and pretraining corpus
+    vocab_size: int            # BPE types per language (the paper: 40,000)
+    pretrain_sentences: int | None  # sentences of the original corpus (None = all)
+    # encoder (RoBERTa)
+    layers: int
+    hidden: int
+    heads: int
+    ffn: int
+    seq_len: int               # pretraining block length (packed sentences)
+    # pretraining
+    batch_size: int            # blocks per optimizer step (after gradient accumulation)
+    steps: int
+    lr: float
+    warmup: int
+    grad_accum: int = 1
+    checkpoint_every: int = 500
+    # fine-tuning
+    ft_train_examples: int | None = None  # cap on task training examples (None = all)
+    ft_test_examples: int | None = None   # cap on task test examples
+    ft_epochs: float = 3.0
+    ft_batch_size: int = 32
+    ft_lr: float = 1e-3
+    ft_max_len: int = 128
+    # alignment
+    alignment_heldout: float = 0.5  # share of token pairs held out when fitting Procrustes
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+SCALES: dict[str, Scale] = {
+    # seconds: exercises every code path in CI, results are meaningless
+    "test": Scale("test", vocab_size=320, pretrain_sentences=300, layers=1, hidden=32, heads=2, ffn=64,
+                  seq_len=32, batch_size=8, steps=12, lr=1e-3, warmup=2, checkpoint_every=5,
+                  ft_train_examples=48, ft_test_examples=32, ft_epochs=1, ft_batch_size=16, ft_max_len=48),
+    # a few CPU minutes per model; small vocabulary and model so that transfer emerges quickly (README)
+    "demo": Scale("demo", vocab_size=2000, pretrain_sentences=20000, layers=4, hidden=64, heads=4, ffn=256,
+                  seq_len=128, batch_size=32, steps=2500, lr=2e-3, warmup=150, checkpoint_every=250,
+                  ft_train_examples=3000, ft_test_examples=1000, ft_epochs=2, ft_batch_size=32, ft_lr=1e-3,
+                  ft_max_len=128),
+    # Deshpande et al. (2022): 8 layers, hidden 512, 8 heads, FFN 2048, sequence 512, batch 128, 500k steps
+    "paper": Scale("paper", vocab_size=40000, pretrain_sentences=None, layers=8, hidden=512, heads=8, ffn=2048,
+                   seq_len=512, batch_size=128, steps=500_000, lr=1e-4, warmup=10_000, checkpoint_every=5000,
+                   ft_train_examples=None, ft_test_examples=None, ft_epochs=3, ft_batch_size=32, ft_lr=2e-5,
+                   ft_max_len=256),
+}
+
+
+def get_scale(name: str, **overrides) -> Scale:
+    """A named scale, optionally with fields overridden (e.g. ``get_scale('demo', steps=100)``)."""
+    if name not in SCALES:
+        raise ValueError(f"unknown scale {name!r}; known: {sorted(SCALES)}")
+    return replace(SCALES[name], **overrides) if overrides else SCALES[name]

@@ -1,0 +1,116 @@
+"""Tasks: how examples of each task are turned into model inputs in a (derived) language, and scored.
+
+A task is registered once in ``TASKS``; the runner, notebooks and report pick it up by name.
+Transformations act on each sentence exactly as on pretraining text; labels ride along with their
+words' first sub-word and BIO tags are repaired after reordering.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from tokenizers import Tokenizer
+
+from .data import NER_TAGS, NLI_LABELS, UPOS_TAGS, NLIPair, TaggedSentence, load_task
+from .metrics import accuracy, entity_f1, token_accuracy
+from .tokenizer import encode_sentences, encode_words_batch
+from .transformations import DerivedLanguage, Segment, bio_to_entities, entities_to_bio
+
+IGNORE = -100  # label of positions that are not scored (continuation sub-words, specials, padding)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One model input: token ids and either one label (sequence tasks) or one per token."""
+
+    input_ids: tuple[int, ...]
+    label: int | tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    kind: str                    # "sequence" or "token"
+    labels: tuple[str, ...]
+    metric: str                  # name of the reported metric
+    score: Callable              # (pred, gold) -> float, in the label space returned by ``decode``
+    bio: bool = False            # labels are BIO tags that must be repaired after reordering
+
+
+TASKS: dict[str, TaskSpec] = {
+    "xnli": TaskSpec("xnli", "sequence", NLI_LABELS, "accuracy", accuracy),
+    "ner": TaskSpec("ner", "token", NER_TAGS, "f1", entity_f1, bio=True),
+    "pos": TaskSpec("pos", "token", UPOS_TAGS, "accuracy", token_accuracy),
+}
+
+
+def get_task(name: str) -> TaskSpec:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known: {sorted(TASKS)}")
+    return TASKS[name]
+
+
+def _truncate(ids: list[int], labels: list[int] | None, max_len: int, lang: DerivedLanguage):
+    body = max_len - 2
+    ids = [lang.bos] + ids[:body] + [lang.eos]
+    if labels is None:
+        return ids, None
+    return ids, [IGNORE] + labels[:body] + [IGNORE]
+
+
+def encode_tagged(sentences: Sequence[TaggedSentence], task: TaskSpec, tok: Tokenizer, lang: DerivedLanguage,
+                  max_len: int) -> list[Encoded]:
+    """Token-level task: label on each word's first sub-word, transformed together with the tokens."""
+    index = {t: i for i, t in enumerate(task.labels)}
+    out = []
+    for sent, (ids, wids) in zip(sentences, encode_words_batch(tok, [s.words for s in sentences])):
+        tags: list = list(sent.tags)
+        if task.bio:
+            tags = bio_to_entities(tags)
+        first = [tags[w] if k == 0 or wids[k - 1] != w else None for k, w in enumerate(wids)]
+        seg = lang(Segment(tuple(ids), tuple(wids), tuple(first), getattr(sent, "tree", None)))
+        labels = list(seg.labels)
+        if task.bio:
+            labels = entities_to_bio(labels)
+        lab = [IGNORE if t is None else index[t] for t in labels]
+        x, y = _truncate(list(seg.tokens), lab, max_len, lang)
+        out.append(Encoded(tuple(x), tuple(y)))
+    return out
+
+
+def encode_nli(pairs: Sequence[NLIPair], tok: Tokenizer, lang: DerivedLanguage, max_len: int) -> list[Encoded]:
+    """Sentence-pair task: premise and hypothesis are transformed separately, then joined RoBERTa-style."""
+    prem = encode_sentences(tok, [p.premise for p in pairs])
+    hyp = encode_sentences(tok, [p.hypothesis for p in pairs])
+    out = []
+    half = (max_len - 4) // 2
+    for p, a, b in zip(pairs, prem, hyp):
+        a = lang.transform_tokens(a)[:half]
+        b = lang.transform_tokens(b)[: max_len - 4 - len(a)]
+        ids = [lang.bos, *a, lang.eos, lang.eos, *b, lang.eos]
+        out.append(Encoded(tuple(ids), p.label))
+    return out
+
+
+def encode(task: TaskSpec, examples: Sequence, tok: Tokenizer, lang: DerivedLanguage, max_len: int) -> list[Encoded]:
+    if task.kind == "sequence":
+        return encode_nli(examples, tok, lang, max_len)
+    return encode_tagged(examples, task, tok, lang, max_len)
+
+
+def load_encoded(task_name: str, language: str, split: str, tok: Tokenizer, lang: DerivedLanguage,
+                 max_len: int, max_examples: int | None) -> list[Encoded]:
+    """Load a task split from the data directory and encode it in ``lang``."""
+    task = get_task(task_name)
+    return encode(task, load_task(task_name, language, split, max_examples=max_examples), tok, lang, max_len)
+
+
+def decode_gold(task: TaskSpec, data: Sequence[Encoded]) -> list:
+    """Gold labels in the metric's space: class ids, or tag strings of the scored positions."""
+    if task.kind == "sequence":
+        return [e.label for e in data]
+    return [[task.labels[y] for y in e.label if y != IGNORE] for e in data]
+
+
+def score(task: TaskSpec, pred: Sequence, data: Sequence[Encoded]) -> float:
+    return task.score(pred, decode_gold(task, data))

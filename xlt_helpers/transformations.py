@@ -1,0 +1,315 @@
+"""Derived languages: Inversion, Permutation, Transliteration and their compositions.
+
+Every transformation is a pure function of one sentence. Reorderings are expressed as an *order*
+(a permutation of positions), so the same order can be applied to the tokens and to anything attached
+to them (labels, word indices): labels stay with their tokens by construction.
+
+Token ids follow the tokenizer's layout: ids ``0 .. N_SPECIAL-1`` are special tokens
+(``<s> <pad> </s> <unk> <mask>``), ids ``N_SPECIAL .. V-1`` are sub-words. Transliteration maps a
+sub-word ``i`` to ``i + V`` (a disjoint vocabulary of the same size), so a bilingual model with
+Transliteration has ``2V`` embeddings.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Callable, Sequence, TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
+
+BOS, PAD, EOS, UNK, MASK = 0, 1, 2, 3, 4
+N_SPECIAL = 5
+SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
+SHIFTABLE_SPECIALS = (BOS, PAD, EOS, UNK)  # the mask token always stays shared
+
+
+# --------------------------------------------------------------------------------------------
+# Pure functions on one sentence
+# --------------------------------------------------------------------------------------------
+def invert(seq: Sequence[T]) -> list[T]:
+    """Inversion: the sentence read backwards."""
+    return list(seq)[::-1]
+
+
+def invert_order(n: int) -> list[int]:
+    """Positions of an inverted sentence of length ``n``."""
+    return list(range(n - 1, -1, -1))
+
+
+def sentence_seed(seed: int, tokens: Sequence[int]) -> int:
+    """A per-sentence seed that depends only on the global seed and the sentence's content.
+
+    The same sentence is therefore shuffled the same way wherever it occurs (pretraining corpus,
+    task data), which makes Permutation a well-defined language, reproducible from ``seed``.
+    """
+    h = hashlib.blake2b(np.asarray(tokens, dtype=np.int64).tobytes(), digest_size=8,
+                        key=int(seed).to_bytes(8, "little", signed=True))
+    return int.from_bytes(h.digest(), "little")
+
+
+def permute_order(n: int, seed: int) -> list[int]:
+    """A uniformly random order of ``n`` positions, fully determined by ``seed``."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def permute(seq: Sequence[T], seed: int) -> list[T]:
+    """Permutation: the sentence's items shuffled reproducibly from ``seed``."""
+    return apply_order(seq, permute_order(len(seq), seed))
+
+
+def apply_order(seq: Sequence[T], order: Sequence[int]) -> list[T]:
+    """Reorder ``seq`` so that position ``k`` holds ``seq[order[k]]``."""
+    return [seq[i] for i in order]
+
+
+def word_level_order(word_ids: Sequence[int], word_order: Sequence[int]) -> list[int]:
+    """Lift an order over words to an order over their sub-word tokens (sub-words keep their order)."""
+    groups: dict[int, list[int]] = {}
+    for pos, w in enumerate(word_ids):
+        groups.setdefault(w, []).append(pos)
+    return [pos for w in word_order for pos in groups.get(w, ())]
+
+
+def transliteration_table(vocab_size: int, fraction: float = 1.0, seed: int = 0,
+                          shift_special: bool = False) -> np.ndarray:
+    """The id map of (partial) Transliteration: ``table[i]`` is the derived id of original id ``i``.
+
+    Exactly ``round(fraction * (V - N_SPECIAL))`` sub-word types are moved to ``i + V`` (chosen without
+    replacement from ``seed``); the rest stay shared. Specials other than ``<mask>`` move only with
+    ``shift_special``.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"transliteration fraction must be in [0, 1], got {fraction}")
+    table = np.arange(vocab_size, dtype=np.int64)
+    words = np.arange(N_SPECIAL, vocab_size)
+    k = int(round(fraction * len(words)))
+    if k == len(words):
+        chosen = words
+    else:
+        chosen = np.random.default_rng(seed).choice(words, size=k, replace=False)
+    table[chosen] += vocab_size
+    if shift_special:
+        table[list(SHIFTABLE_SPECIALS)] += vocab_size
+    return table
+
+
+def transliterate(tokens: Sequence[int], table: np.ndarray) -> list[int]:
+    """Transliteration: every token id replaced by its twin in the derived vocabulary."""
+    return table[np.asarray(tokens, dtype=np.int64)].tolist() if len(tokens) else []
+
+
+# --------------------------------------------------------------------------------------------
+# Composable derived languages
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Segment:
+    """One sentence as the transformations see it.
+
+    ``tokens``: sub-word ids (no sentence specials). ``word_ids``: the word each token belongs to.
+    ``labels``: anything attached to tokens (task labels), moved with them. ``tree``: an optional
+    dependency tree over the words, needed only by word-order transformations such as Syntax.
+    """
+
+    tokens: tuple[int, ...]
+    word_ids: tuple[int, ...] | None = None
+    labels: tuple | None = None
+    tree: object | None = None
+
+    def reordered(self, order: Sequence[int]) -> "Segment":
+        return Segment(
+            tokens=tuple(apply_order(self.tokens, order)),
+            word_ids=None if self.word_ids is None else tuple(apply_order(self.word_ids, order)),
+            labels=None if self.labels is None else tuple(apply_order(self.labels, order)),
+            tree=self.tree,
+        )
+
+
+@dataclass(frozen=True)
+class Step:
+    """One transformation in a composition: either a reordering or an id map."""
+
+    name: str
+    order: Callable[[Segment], list[int]] | None = None  # reorderings
+    table: np.ndarray | None = field(default=None, compare=False)  # transliteration
+
+    def __call__(self, seg: Segment) -> Segment:
+        if self.table is not None:
+            return Segment(tuple(transliterate(seg.tokens, self.table)), seg.word_ids, seg.labels, seg.tree)
+        assert self.order is not None
+        return seg.reordered(self.order(seg))
+
+
+StepFactory = Callable[[str, int, int, bool], Step]
+_REGISTRY: dict[str, StepFactory] = {}
+
+
+def register(prefix: str) -> Callable[[StepFactory], StepFactory]:
+    """Register a transformation under a name prefix (``inv``, ``perm``, ``translit``, ...).
+
+    A factory gets ``(name, vocab_size, seed, shift_special)`` and returns a Step; new
+    transformations (e.g. Syntax) plug in here without touching the rest of the pipeline.
+    """
+
+    def deco(factory: StepFactory) -> StepFactory:
+        _REGISTRY[prefix] = factory
+        return factory
+
+    return deco
+
+
+def _require_words(seg: Segment, name: str) -> tuple[int, ...]:
+    if seg.word_ids is None:
+        raise ValueError(f"transformation {name!r} works on words: the segment has no word_ids")
+    return seg.word_ids
+
+
+@register("inv")
+def _inversion(name: str, vocab_size: int, seed: int, shift_special: bool) -> Step:
+    if name == "inv":
+        return Step(name, order=lambda s: invert_order(len(s.tokens)))
+    if name == "inv_word":
+        def order(s: Segment) -> list[int]:
+            words = _require_words(s, name)
+            return word_level_order(words, invert(list(dict.fromkeys(words))))
+        return Step(name, order=order)
+    raise ValueError(f"unknown inversion variant {name!r}: use 'inv' (sub-words) or 'inv_word'")
+
+
+@register("perm")
+def _permutation(name: str, vocab_size: int, seed: int, shift_special: bool) -> Step:
+    if name == "perm":
+        return Step(name, order=lambda s: permute_order(len(s.tokens), sentence_seed(seed, s.tokens)))
+    if name == "perm_word":
+        def order(s: Segment) -> list[int]:
+            words = list(dict.fromkeys(_require_words(s, name)))
+            return word_level_order(s.word_ids, permute(words, sentence_seed(seed, s.tokens)))
+        return Step(name, order=order)
+    raise ValueError(f"unknown permutation variant {name!r}: use 'perm' (sub-words) or 'perm_word'")
+
+
+@register("translit")
+def _transliteration(name: str, vocab_size: int, seed: int, shift_special: bool) -> Step:
+    rest = name[len("translit"):]
+    try:
+        fraction = float(rest) if rest else 1.0
+    except ValueError:
+        raise ValueError(f"bad transliteration {name!r}: use 'translit' or e.g. 'translit0.5'") from None
+    return Step(name, table=transliteration_table(vocab_size, fraction, seed, shift_special))
+
+
+def parse_spec(spec: str) -> list[str]:
+    """Split a composition ``'translit+inv'`` into its steps, applied left to right."""
+    names = [p.strip() for p in spec.split("+") if p.strip()]
+    if not names:
+        raise ValueError("empty transformation spec")
+    for n in names:
+        if _factory_for(n) is None:
+            raise ValueError(f"unknown transformation {n!r} in {spec!r}; known: {sorted(_REGISTRY)}")
+    return names
+
+
+def _factory_for(name: str) -> StepFactory | None:
+    base = name.split(":", 1)[0]
+    matches = [p for p in _REGISTRY if base == p or base.startswith(p)]
+    return _REGISTRY[max(matches, key=len)] if matches else None
+
+
+class DerivedLanguage:
+    """A derived language T(L): a composition of transformations applied left to right.
+
+    ``DerivedLanguage('translit+inv', V)`` transliterates, then inverts. The original language is
+    ``DerivedLanguage('orig', V)`` (no steps). Special-token ids of the derived language are given by
+    ``bos``/``eos``/``pad``/``unk`` (shifted by V only with ``shift_special`` and Transliteration).
+    """
+
+    def __init__(self, spec: str, vocab_size: int, seed: int = 0, shift_special: bool = False):
+        self.spec, self.vocab_size, self.seed, self.shift_special = spec, vocab_size, seed, shift_special
+        names = [] if spec in ("orig", "mono") else parse_spec(spec)
+        self.steps = [_factory_for(n)(n, vocab_size, seed, shift_special) for n in names]  # type: ignore[misc]
+        self.table = np.arange(vocab_size, dtype=np.int64)
+        for st in self.steps:
+            if st.table is not None:
+                self.table = st.table[self.table]
+
+    @property
+    def uses_transliteration(self) -> bool:
+        return any(st.table is not None for st in self.steps)
+
+    @property
+    def is_identity(self) -> bool:
+        return not self.steps
+
+    def special(self, token_id: int) -> int:
+        """The derived language's id for a special token."""
+        return int(self.table[token_id])
+
+    @property
+    def bos(self) -> int:
+        return self.special(BOS)
+
+    @property
+    def eos(self) -> int:
+        return self.special(EOS)
+
+    @property
+    def pad(self) -> int:
+        return self.special(PAD)
+
+    def vocabulary(self) -> np.ndarray:
+        """The sub-word ids this language uses (for random replacements during masking)."""
+        return np.unique(self.table[N_SPECIAL:])
+
+    def __call__(self, seg: Segment | Sequence[int]) -> Segment:
+        if not isinstance(seg, Segment):
+            seg = Segment(tuple(seg))
+        for st in self.steps:
+            seg = st(seg)
+        return seg
+
+    def transform_tokens(self, tokens: Sequence[int]) -> list[int]:
+        """Transform a bare token sequence (pretraining text)."""
+        return list(self(Segment(tuple(tokens))).tokens)
+
+    def __repr__(self) -> str:
+        return f"DerivedLanguage({self.spec!r}, V={self.vocab_size}, seed={self.seed})"
+
+
+# --------------------------------------------------------------------------------------------
+# Labels under reordering
+# --------------------------------------------------------------------------------------------
+def bio_to_entities(tags: Sequence[str | None]) -> list[tuple[str, int] | str | None]:
+    """Replace BIO tags by (type, entity index) so entity membership survives any reordering."""
+    out: list[tuple[str, int] | str | None] = []
+    eid, prev_type = -1, None
+    for tag in tags:
+        if tag is None or tag == "O" or "-" not in tag:
+            out.append(tag)
+            if tag is not None:
+                prev_type = None
+            continue
+        prefix, etype = tag.split("-", 1)
+        if prefix == "B" or prev_type != etype:
+            eid += 1
+        out.append((etype, eid))
+        prev_type = etype
+    return out
+
+
+def entities_to_bio(items: Sequence[tuple[str, int] | str | None]) -> list[str | None]:
+    """Back to BIO after reordering: each contiguous run of one entity starts with ``B-``."""
+    out: list[str | None] = []
+    prev = None
+    for it in items:
+        if isinstance(it, tuple):
+            out.append(("I-" if it == prev else "B-") + it[0])
+            prev = it
+        else:
+            out.append(it)
+            if it is not None:
+                prev = None
+    return out
