@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh clone: `make report` and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+GRID   ?= papermill_runs/grids/default.yaml
+PYTEST ?= -q
+
+.PHONY: setup report test bench clean-runs
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+## Run the default grid (English, demo scale) and render papermill_runs/reports/<grid>/report.html
+report: setup
+	$(PY) -m xlt_helpers run $(GRID)
+
+## Unit and property tests, plus a papermill execution of every notebook at `test` scale
+test: setup
+	$(PY) -m pytest $(PYTEST)
+
+## Training, evaluation and transformation throughput against a plain transformers baseline
+bench: setup
+	$(PY) benchmarks/bench_train.py
+
+clean-runs:
+	rm -rf papermill_runs/test papermill_runs/demo papermill_runs/reports
