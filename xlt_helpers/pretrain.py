@@ -80,6 +80,9 @@ def pretrain(cfg: PretrainConfig) -> dict:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step = ckpt["step"]
+        torch.set_rng_state(ckpt["rng"])  # dropout continues exactly where the killed run stopped
+        if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
     _truncate_log(log_path, step)
 
     # ---- training loop --------------------------------------------------------------------------
@@ -121,7 +124,9 @@ def pretrain(cfg: PretrainConfig) -> dict:
             bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tps:,.0f}")
             if step % scale.checkpoint_every == 0 or step == scale.steps:
                 log.flush()
-                atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step},
+                atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                                   "rng": torch.get_rng_state(),
+                                   "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None},
                                   ckpt_path)
     bar.close()
     if not math.isfinite(loss_sum if scale.steps else 0.0):

@@ -1,0 +1,97 @@
+"""Pretraining: packing, masking, resumption after a kill, determinism."""
+import numpy as np
+import pytest
+import torch
+
+from xlt_helpers.corpus import pack, subword_overlap
+from xlt_helpers.model import mask_tokens
+from xlt_helpers.pretrain import PretrainConfig, batch_indices, lr_at, pretrain
+from xlt_helpers.transformations import BOS, EOS, MASK, N_SPECIAL, DerivedLanguage
+
+V = 50
+
+
+def test_pack_fills_blocks_without_padding():
+    blocks = pack([[5, 6, 7], [8, 9], [10, 11, 12, 13]], BOS, EOS, seq_len=4)
+    assert blocks.tolist() == [[BOS, 5, 6, 7], [BOS, EOS, 8, 9], [BOS, EOS, 10, 11], [BOS, 12, 13, EOS]]
+    with pytest.raises(ValueError, match="corpus too small"):
+        pack([[5]], BOS, EOS, seq_len=8)
+
+
+def test_subword_overlap():
+    assert subword_overlap([[1, 2], [3]], [[3, 4]]) == pytest.approx(1 / 4)
+    assert subword_overlap([[1, 2]], [[1, 2]]) == 1.0
+
+
+def test_masking_rate_specials_and_language_of_random_replacements():
+    orig, derived = DerivedLanguage("orig", V), DerivedLanguage("translit", V)
+    tables = torch.from_numpy(np.stack([orig.table, derived.table]))
+    gen = torch.Generator().manual_seed(0)
+    rows = torch.randint(N_SPECIAL, V, (400, 64))
+    rows[:, 0] = BOS
+    rows[200:] = torch.from_numpy(derived.table)[rows[200:]]   # second half: derived-language blocks
+    langs = torch.tensor([0] * 200 + [1] * 200)
+    inputs, pos, targets = mask_tokens(rows, langs, tables, V, gen)
+    assert 0.13 < len(pos) / rows[:, 1:].numel() < 0.17
+    assert (rows.view(-1)[pos] == targets).all()
+    assert not (pos % 64 == 0).any(), "the <s> position must never be chosen"
+    flat_in = inputs.view(-1)[pos]
+    assert 0.77 < (flat_in == MASK).float().mean() < 0.83
+    changed = (flat_in != MASK) & (flat_in != targets)
+    in_derived = pos >= 200 * 64
+    # random replacements stay inside the vocabulary of the block's own language
+    assert (flat_in[changed & ~in_derived] < V).all() and (flat_in[changed & in_derived] >= V).all()
+    assert changed.float().mean() > 0.05
+
+
+def test_lr_schedule_and_batches_are_deterministic():
+    assert lr_at(0, 1.0, 10, 100) == pytest.approx(0.1)
+    assert lr_at(9, 1.0, 10, 100) == pytest.approx(1.0)
+    assert lr_at(100, 1.0, 10, 100) == 0.0
+    a = batch_indices(7, 16, 50, seed=1)
+    assert (a == batch_indices(7, 16, 50, seed=1)).all() and len(set(a.tolist())) == 16
+    # one full epoch visits every block exactly once
+    epoch = np.concatenate([batch_indices(s, 10, 50, 0) for s in range(5)])
+    assert sorted(epoch.tolist()) == list(range(50))
+
+
+def _cfg(out, **kw):
+    return PretrainConfig(language="en", transformation="translit", scale="test", seed=0, out_dir=str(out),
+                          progress=False, overrides={"steps": 6, "checkpoint_every": 3, **kw})
+
+
+def test_resume_after_kill_gives_the_same_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
+    full = pretrain(_cfg(tmp_path / "full"))
+    # a run "killed" after its step-3 checkpoint: train 3 steps of a 6-step schedule, then resume
+    import xlt_helpers.pretrain as P
+
+    real_save = P.atomic_torch_save
+    calls = {"n": 0}
+
+    def kill_after_first_checkpoint(obj, path):
+        real_save(obj, path)
+        calls["n"] += 1
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(P, "atomic_torch_save", kill_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(_cfg(tmp_path / "killed"))
+    monkeypatch.setattr(P, "atomic_torch_save", real_save)
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["step"] == 3
+    resumed = pretrain(_cfg(tmp_path / "killed"))
+    assert resumed["final_loss"] == pytest.approx(full["final_loss"], rel=1e-5)
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    log = (tmp_path / "killed" / "loss_log.csv").read_text().splitlines()
+    assert [int(line.split(",")[0]) for line in log[1:]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_same_seed_same_numbers(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
+    a = pretrain(_cfg(tmp_path / "a", steps=3))
+    b = pretrain(_cfg(tmp_path / "b", steps=3))
+    assert a["final_loss"] == b["final_loss"]
+    assert a["subword_overlap"] == 0.0
