@@ -1,0 +1,120 @@
+"""The runner: grid validation, step sharing, a real papermill run of every notebook, failure isolation."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from xlt_helpers import runner
+from xlt_helpers.config import REPO_ROOT
+from xlt_helpers.experiment import ROW_COLUMNS
+from xlt_helpers.storage import atomic_write_json
+
+TEST_GRID = REPO_ROOT / "papermill_runs" / "grids" / "test.yaml"
+
+
+def write_grid(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "g.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, message", [
+    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\ncolour: red\n", "unknown grid keys"),
+    ("scale: test\nlanguages: [xx]\ntransformations: [inv]\ntasks: [pos]\n", "unknown language 'xx'"),
+    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [parse]\n", "unknown task 'parse'"),
+    ("scale: test\nlanguages: [en]\ntransformations: [flip]\ntasks: [pos]\n", "unknown transformation 'flip'"),
+    ("scale: huge\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\n", "unknown scale 'huge'"),
+    ("languages: [en]\ntransformations: [inv]\ntasks: [pos]\n", "missing grid keys"),
+])
+def test_bad_grids_are_rejected_clearly(tmp_path, text, message):
+    with pytest.raises(ValueError, match=message):
+        runner.load_grid(write_grid(tmp_path, text))
+
+
+def test_expand_shares_pretrained_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    steps = runner.expand(runner.load_grid(TEST_GRID))
+    kinds = [s.kind for s in steps]
+    # mono + 2 derived languages pretrained once each; 3 mono fine-tunes; 2 x 3 transfers; 1 alignment
+    assert kinds.count("pretrain") == 3 and kinds.count("finetune_mono") == 3
+    assert kinds.count("transfer") == 6 and kinds.count("alignment") == 1
+    mono = steps[0]
+    assert all(mono in s.deps for s in steps if s.kind == "finetune_mono")
+    assert len({s.out_dir for s in steps}) == len(steps)
+    for k, s in enumerate(steps):  # dependencies always come first
+        assert all(steps.index(d) < k for d in s.deps)
+
+
+@pytest.fixture(scope="module")
+def executed_grid(tmp_path_factory):
+    """Run the test grid once: every notebook through papermill at `test` scale."""
+    mp = pytest.MonkeyPatch()
+    base = tmp_path_factory.mktemp("grid")
+    mp.setenv("XLT_RUNS_DIR", str(base / "runs"))
+    mp.setenv("XLT_CACHE_DIR", str(base / "cache"))
+    report = runner.run_grid(TEST_GRID, log=lambda *a: None)
+    yield report
+    mp.undo()
+
+
+def test_every_notebook_runs_and_the_report_renders(executed_grid):
+    df = pd.read_csv(executed_grid / "results.csv")
+    assert set(ROW_COLUMNS) <= set(df.columns)
+    transfer = df[df.setting.isin(["BS", "BZ", "MZ"])]
+    assert len(transfer) == 2 * 3 * 3
+    assert set(df[df.metric == "delta_sup"].transformation) == {"translit", "inv"}
+    assert (df[df.metric == "subword_overlap"].set_index("transformation").value.to_dict()
+            == {"mono": 1.0, "translit": 0.0, "inv": 1.0})
+    assert df[df.metric == "alignment_at_1"].shape[0] == 1
+    html = (executed_grid / "report.html").read_text()
+    assert "Delta_Sup" in html and "Traceback" not in html
+    assert json.loads((executed_grid / "failures.json").read_text()) == []
+    for step in runner.expand(runner.load_grid(TEST_GRID)):
+        assert (step.out_dir / step.notebook).exists(), step.name
+
+
+def test_finished_steps_are_never_recomputed(executed_grid, monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("a finished step was executed again")
+    monkeypatch.setattr(runner, "execute_step", fail)
+    monkeypatch.setattr(runner, "render_report", lambda *a, **k: None)
+    runner.run_grid(TEST_GRID, log=lambda *a: None)
+
+
+def test_a_failing_step_is_recorded_and_does_not_stop_the_others(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    ran = []
+
+    def fake_execute(step, log=print):
+        ran.append(step.name)
+        if step.kind == "pretrain" and step.params["transformation"] == "inv":
+            atomic_write_json({"step": step.name, "error": "RuntimeError: boom"}, step.error)
+            return False
+        atomic_write_json({"rows": [{"language": "en", "transformation": step.params["transformation"] or "mono",
+                                     "task": step.params.get("task", "pretrain"), "setting": "BZ",
+                                     "metric": "accuracy", "value": 0.5, "seed": 0, "scale": "test"}]},
+                          step.results)
+        return True
+
+    monkeypatch.setattr(runner, "execute_step", fake_execute)
+    monkeypatch.setattr(runner, "render_report", lambda *a, **k: None)
+    report = runner.run_grid(TEST_GRID, log=lambda *a: None)
+    steps = runner.expand(runner.load_grid(TEST_GRID))
+    inv_transfers = [s for s in steps if s.kind == "transfer" and s.params["transformation"] == "inv"]
+    assert all(s.name not in ran and s.error.exists() for s in inv_transfers)
+    assert "dependency failed" in json.loads(inv_transfers[0].error.read_text())["error"]
+    assert all(s.done for s in steps if s.params["transformation"] != "inv")
+    failures = json.loads((report / "failures.json").read_text())
+    assert len(failures) == 1 + len(inv_transfers)
+    assert len(pd.read_csv(report / "results.csv")) == len(steps) - len(failures)
+
+
+def test_execute_step_records_a_notebook_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    step = runner.Step("alignment", "03_alignment.ipynb", tmp_path / "runs" / "broken",
+                       {"language": "en", "transformation": "translit", "scale": "test", "seed": 0,
+                        "pretrained": str(tmp_path / "no_such_model"), "overrides": {}})
+    assert runner.execute_step(step, log=lambda *a: None) is False
+    err = json.loads(step.error.read_text())
+    assert "no_such_model" in err["error"] + err["traceback"] and not step.results.exists()
