@@ -13,8 +13,10 @@ from .treebanks import treebank_files
 
 
 def _fingerprint(paths: list[Path]) -> str:
-    """Changes when a training file (name, size, mtime) or the model format changes."""
+    """Changes when a training file (name, size, mtime), the model format or the reading/learning code changes."""
     h = hashlib.sha1(f"format={MODEL_FORMAT}".encode())
+    for module in ("conllu.py", "model.py"):  # cheap to relearn, so any code change invalidates
+        h.update((Path(__file__).parent / module).read_bytes())
     for p in paths:
         st = p.stat()
         h.update(f"{p.name}:{st.st_size}:{int(st.st_mtime)}".encode())
