@@ -261,3 +261,23 @@ def test_mixed_spec_takes_nouns_and_verbs_from_different_languages(en_trees, mod
     assert share(out["adposition before noun"]) > 0.95  # French: prepositions
     assert share(out["object before verb"]) > 0.8  # Hindi: OV
     assert share(out["auxiliary before verb"]) < 0.1  # Hindi: auxiliaries follow the verb
+
+
+def test_syntax_stats_command_prints_the_table(monkeypatch, tmp_path, capsys):
+    from xlt_helpers.syntax.stats import STATS, main
+    from xlt_helpers.syntax.store import load_ordering_model
+
+    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path))
+    load_ordering_model.cache_clear()
+    try:
+        assert main(["en~hi@V", "--max-sentences", "300", "--seed", "1"]) == 0
+    finally:
+        load_ordering_model.cache_clear()
+    out = capsys.readouterr().out
+    assert "en~hi@V" in out and all(s.name in out for s in STATS)
+    assert list((tmp_path / "syntax").glob("ordering-hi-*.json"))  # learned once, cached
+    row = next(line for line in out.splitlines() if line.startswith("object before verb")).split()
+    source, target, transformed = float(row[3]), float(row[4]), float(row[6])
+    assert source < 0.1 and target > 0.9 and transformed > 0.8
+    with pytest.raises(SystemExit):
+        main(["en~hi@Q"])
