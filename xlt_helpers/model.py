@@ -25,8 +25,8 @@ def roberta_config(scale: Scale, vocab_size: int) -> RobertaConfig:
         pad_token_id=PAD,
         bos_token_id=BOS,
         eos_token_id=EOS,
-        hidden_dropout_prob=0.1,
-        attention_probs_dropout_prob=0.1,
+        hidden_dropout_prob=scale.dropout,
+        attention_probs_dropout_prob=scale.dropout,
     )
 
 

@@ -22,6 +22,8 @@ class Scale:
     lr: float
     warmup: int
     grad_accum: int = 1
+    dropout: float = 0.1       # hidden and attention dropout (0 for small CPU models: they underfit, and
+                               # drawing the dropout masks costs a third of a CPU step)
     checkpoint_every: int = 500
     # fine-tuning
     ft_train_examples: int | None = None  # cap on task training examples (None = all)
@@ -44,7 +46,7 @@ SCALES: dict[str, Scale] = {
                   ft_train_examples=48, ft_test_examples=32, ft_epochs=1, ft_batch_size=16, ft_max_len=48),
     # a few CPU minutes per model; small vocabulary and model so that transfer emerges quickly (README)
     "demo": Scale("demo", vocab_size=2000, pretrain_sentences=20000, layers=4, hidden=64, heads=4, ffn=256,
-                  seq_len=128, batch_size=32, steps=2500, lr=2e-3, warmup=150, checkpoint_every=250,
+                  seq_len=128, batch_size=32, steps=2500, lr=2e-3, warmup=150, checkpoint_every=250, dropout=0.0,
                   ft_train_examples=3000, ft_test_examples=1000, ft_epochs=2, ft_batch_size=32, ft_lr=1e-3,
                   ft_max_len=128),
     # Deshpande et al. (2022): 8 layers, hidden 512, 8 heads, FFN 2048, sequence 512, batch 128, 500k steps
