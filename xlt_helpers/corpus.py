@@ -9,8 +9,9 @@ from tokenizers import Tokenizer
 
 from .data import load_pretraining_corpus
 from .scales import Scale
-from .tokenizer import encode_sentences, load_or_train_tokenizer, vocab_size_of
-from .transformations import DerivedLanguage
+from .tokenizer import encode_words_batch, load_or_train_tokenizer, split_words, vocab_size_of
+from .transformations import DerivedLanguage, Segment
+from .trees import tree_parser
 
 CORPUS_SETTINGS = ("parallel", "nonparallel", "other_domain")
 
@@ -52,6 +53,13 @@ def subword_overlap(corpus_a: Iterable[Sequence[int]], corpus_b: Iterable[Sequen
     return len(a & b) / max(1, len(a | b))
 
 
+def derive(derived: DerivedLanguage, encoded: Sequence[tuple[list[int], list[int]]],
+           words: Sequence[Sequence[str]], language: str, scale: Scale) -> list[list[int]]:
+    """The derived corpus: every sentence transformed (parsed first if the transformation needs trees)."""
+    trees = tree_parser(language, scale)(words) if derived.needs_trees else [None] * len(encoded)
+    return [list(derived(Segment(tuple(i), tuple(w), None, t)).tokens) for (i, w), t in zip(encoded, trees)]
+
+
 def pretraining_tokenizer(languages: Sequence[str], scale: Scale) -> tuple[Tokenizer, list[list[str]]]:
     """The (cached) tokenizer for ``languages`` at this scale, and the raw corpora it was trained on."""
     corpora = [load_pretraining_corpus(lang, max_sentences=scale.pretrain_sentences) for lang in languages]
@@ -73,23 +81,28 @@ def build_pretraining_data(language: str, transformation: str | None, scale: Sca
     tok, corpora = pretraining_tokenizer(langs, scale)
     V = vocab_size_of(tok)
     original = DerivedLanguage("orig", V)
-    ids = encode_sentences(tok, corpora[0])
+    words = [split_words(s) for s in corpora[0]]
+    encoded = encode_words_batch(tok, words)
+    ids = [e[0] for e in encoded]
     parts: list[tuple[DerivedLanguage, list[list[int]]]] = []
     if second_language:
-        parts = [(original, ids), (DerivedLanguage("orig", V), encode_sentences(tok, corpora[1]))]
+        second = encode_words_batch(tok, [split_words(s) for s in corpora[1]])
+        parts = [(original, ids), (DerivedLanguage("orig", V), [e[0] for e in second])]
     elif transformation is None:
         parts = [(original, ids)]
     else:
         derived = DerivedLanguage(transformation, V, seed=seed, shift_special=shift_special)
+        src_words, src_encoded = words, encoded
         if setting == "parallel":
-            src_orig, src_derived = ids, ids
+            src_orig = ids
         elif setting == "nonparallel":
             half = len(ids) // 2
-            src_orig, src_derived = ids[:half], ids[half:]
+            src_orig, src_words, src_encoded = ids[:half], words[half:], encoded[half:]
         else:
             other = load_pretraining_corpus(language, domain="other_domain", max_sentences=len(ids))
-            src_orig, src_derived = ids, encode_sentences(tok, other)
-        parts = [(original, src_orig), (derived, [derived.transform_tokens(s) for s in src_derived])]
+            src_orig, src_words = ids, [split_words(s) for s in other]
+            src_encoded = encode_words_batch(tok, src_words)
+        parts = [(original, src_orig), (derived, derive(derived, src_encoded, src_words, language, scale))]
     blocks, block_langs = [], []
     for k, (lang, sents) in enumerate(parts):
         b = pack(sents, lang.bos, lang.eos, scale.seq_len)

@@ -19,6 +19,7 @@ from .scales import get_scale
 from .storage import atomic_write_json, read_json
 from .tasks import get_task, load_encoded
 from .transformations import N_SPECIAL, DerivedLanguage
+from .trees import tree_parser
 
 ROW_COLUMNS = ("language", "transformation", "task", "setting", "metric", "value", "seed", "scale")
 MONO = "mono"
@@ -90,7 +91,8 @@ def run_transfer(language: str, transformation: str, task: str, scale: str, seed
     spec = get_task(task)
     sc, cfg = _finetune_cfg(scale, seed, overrides)
     tok, orig, derived = _languages(bilingual_dir, transformation)
-    enc = lambda split, lang, cap: load_encoded(task, language, split, tok, lang, sc.ft_max_len, cap)  # noqa: E731
+    trees = tree_parser(language, sc) if derived.needs_trees else None
+    enc = lambda split, lang, cap: load_encoded(task, language, split, tok, lang, sc.ft_max_len, cap, trees)  # noqa: E731
     train_o, train_d = enc("train", orig, sc.ft_train_examples), enc("train", derived, sc.ft_train_examples)
     test_o, test_d = enc("test", orig, sc.ft_test_examples), enc("test", derived, sc.ft_test_examples)
 

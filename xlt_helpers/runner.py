@@ -99,7 +99,12 @@ class Step:
 def _model_dir(grid: Grid, lang: str, transformation: str, seed: int) -> Path:
     opts = {k: v for k, v in sorted(grid.options.items())}
     key = f"seed{seed}" + (f"_{fingerprint([opts, grid.overrides])}" if opts or grid.overrides else "")
-    return runs_dir() / grid.scale / lang / transformation.replace("+", "_then_") / key
+    return runs_dir() / grid.scale / lang / transformation_dirname(transformation) / key
+
+
+def transformation_dirname(transformation: str) -> str:
+    """A portable folder name for a composition: 'syntax:fr+translit' -> 'syntax-fr_then_translit'."""
+    return transformation.replace("+", "_then_").replace(":", "-").replace("@", "at").replace("~", "_")
 
 
 def expand(grid: Grid) -> list[Step]:

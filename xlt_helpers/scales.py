@@ -32,6 +32,9 @@ class Scale:
     ft_batch_size: int = 32
     ft_lr: float = 1e-3
     ft_max_len: int = 128
+    # dependency parser for Syntax (trained once per language and these settings, cached)
+    parser_sentences: int | None = 3000
+    parser_iterations: int = 4
     # alignment
     alignment_heldout: float = 0.5  # share of token pairs held out when fitting Procrustes
 
@@ -43,7 +46,8 @@ SCALES: dict[str, Scale] = {
     # seconds: exercises every code path in CI, results are meaningless
     "test": Scale("test", vocab_size=320, pretrain_sentences=300, layers=1, hidden=32, heads=2, ffn=64,
                   seq_len=32, batch_size=8, steps=12, lr=1e-3, warmup=2, checkpoint_every=5,
-                  ft_train_examples=48, ft_test_examples=32, ft_epochs=1, ft_batch_size=16, ft_max_len=48),
+                  ft_train_examples=48, ft_test_examples=32, ft_epochs=1, ft_batch_size=16, ft_max_len=48,
+                  parser_sentences=150, parser_iterations=1),
     # a few CPU minutes per model; small vocabulary and model so that transfer emerges quickly (README)
     "demo": Scale("demo", vocab_size=2000, pretrain_sentences=20000, layers=4, hidden=64, heads=4, ffn=256,
                   seq_len=128, batch_size=32, steps=2500, lr=2e-3, warmup=150, checkpoint_every=250, dropout=0.0,

@@ -13,8 +13,9 @@ from tokenizers import Tokenizer
 
 from .data import NER_TAGS, NLI_LABELS, UPOS_TAGS, NLIPair, TaggedSentence, load_task
 from .metrics import accuracy, entity_f1, token_accuracy
-from .tokenizer import encode_sentences, encode_words_batch
+from .tokenizer import encode_words_batch, split_words
 from .transformations import DerivedLanguage, Segment, bio_to_entities, entities_to_bio
+from .trees import TreeFn
 
 IGNORE = -100  # label of positions that are not scored (continuation sub-words, specials, padding)
 
@@ -58,17 +59,27 @@ def _truncate(ids: list[int], labels: list[int] | None, max_len: int, lang: Deri
     return ids, [IGNORE] + labels[:body] + [IGNORE]
 
 
+def _trees(lang: DerivedLanguage, trees: TreeFn | None, words: Sequence[Sequence[str]]) -> list:
+    """Dependency trees when ``lang`` reorders by syntax (else None per sentence)."""
+    if not lang.needs_trees:
+        return [None] * len(words)
+    if trees is None:
+        raise ValueError(f"{lang.spec!r} reorders by syntax: pass a tree parser (xlt_helpers.trees.tree_parser)")
+    return trees(words)
+
+
 def encode_tagged(sentences: Sequence[TaggedSentence], task: TaskSpec, tok: Tokenizer, lang: DerivedLanguage,
-                  max_len: int) -> list[Encoded]:
+                  max_len: int, trees: TreeFn | None = None) -> list[Encoded]:
     """Token-level task: label on each word's first sub-word, transformed together with the tokens."""
     index = {t: i for i, t in enumerate(task.labels)}
     out = []
-    for sent, (ids, wids) in zip(sentences, encode_words_batch(tok, [s.words for s in sentences])):
+    words = [s.words for s in sentences]
+    for sent, (ids, wids), tree in zip(sentences, encode_words_batch(tok, words), _trees(lang, trees, words)):
         tags: list = list(sent.tags)
         if task.bio:
             tags = bio_to_entities(tags)
         first = [tags[w] if k == 0 or wids[k - 1] != w else None for k, w in enumerate(wids)]
-        seg = lang(Segment(tuple(ids), tuple(wids), tuple(first), getattr(sent, "tree", None)))
+        seg = lang(Segment(tuple(ids), tuple(wids), tuple(first), tree))
         labels = list(seg.labels)
         if task.bio:
             labels = entities_to_bio(labels)
@@ -78,31 +89,41 @@ def encode_tagged(sentences: Sequence[TaggedSentence], task: TaskSpec, tok: Toke
     return out
 
 
-def encode_nli(pairs: Sequence[NLIPair], tok: Tokenizer, lang: DerivedLanguage, max_len: int) -> list[Encoded]:
+def transform_texts(texts: Sequence[str], tok: Tokenizer, lang: DerivedLanguage,
+                    trees: TreeFn | None = None) -> list[list[int]]:
+    """Sentences of running text -> words -> sub-words, transformed exactly like pretraining text."""
+    words = [split_words(t) for t in texts]
+    return [list(lang(Segment(tuple(i), tuple(w), None, tree)).tokens)
+            for (i, w), tree in zip(encode_words_batch(tok, words), _trees(lang, trees, words))]
+
+
+def encode_nli(pairs: Sequence[NLIPair], tok: Tokenizer, lang: DerivedLanguage, max_len: int,
+               trees: TreeFn | None = None) -> list[Encoded]:
     """Sentence-pair task: premise and hypothesis are transformed separately, then joined RoBERTa-style."""
-    prem = encode_sentences(tok, [p.premise for p in pairs])
-    hyp = encode_sentences(tok, [p.hypothesis for p in pairs])
+    prem = transform_texts([p.premise for p in pairs], tok, lang, trees)
+    hyp = transform_texts([p.hypothesis for p in pairs], tok, lang, trees)
     out = []
     half = (max_len - 4) // 2
     for p, a, b in zip(pairs, prem, hyp):
-        a = lang.transform_tokens(a)[:half]
-        b = lang.transform_tokens(b)[: max_len - 4 - len(a)]
+        a = a[:half]
+        b = b[: max_len - 4 - len(a)]
         ids = [lang.bos, *a, lang.eos, lang.eos, *b, lang.eos]
         out.append(Encoded(tuple(ids), p.label))
     return out
 
 
-def encode(task: TaskSpec, examples: Sequence, tok: Tokenizer, lang: DerivedLanguage, max_len: int) -> list[Encoded]:
+def encode(task: TaskSpec, examples: Sequence, tok: Tokenizer, lang: DerivedLanguage, max_len: int,
+           trees: TreeFn | None = None) -> list[Encoded]:
     if task.kind == "sequence":
-        return encode_nli(examples, tok, lang, max_len)
-    return encode_tagged(examples, task, tok, lang, max_len)
+        return encode_nli(examples, tok, lang, max_len, trees)
+    return encode_tagged(examples, task, tok, lang, max_len, trees)
 
 
 def load_encoded(task_name: str, language: str, split: str, tok: Tokenizer, lang: DerivedLanguage,
-                 max_len: int, max_examples: int | None) -> list[Encoded]:
-    """Load a task split from the data directory and encode it in ``lang``."""
+                 max_len: int, max_examples: int | None, trees: TreeFn | None = None) -> list[Encoded]:
+    """Load a task split from the data directory and encode it in ``lang`` (``trees``: parser for Syntax)."""
     task = get_task(task_name)
-    return encode(task, load_task(task_name, language, split, max_examples=max_examples), tok, lang, max_len)
+    return encode(task, load_task(task_name, language, split, max_examples=max_examples), tok, lang, max_len, trees)
 
 
 def decode_gold(task: TaskSpec, data: Sequence[Encoded]) -> list:

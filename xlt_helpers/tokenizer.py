@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import unicodedata
 from pathlib import Path
 from typing import Sequence
 
@@ -13,9 +14,34 @@ from .config import cache_dir
 from .transformations import N_SPECIAL, SPECIAL_TOKENS
 
 
+def _is_punct(ch: str) -> bool:
+    return unicodedata.category(ch).startswith("P")
+
+
+def split_words(text: str) -> list[str]:
+    """The project's one word segmentation: whitespace, then punctuation peeled off both ends of a word.
+
+    Works for every script (combining marks stay inside words). Pretraining text, XNLI sentences and the
+    tokenizer's training text all go through it, so word-level transformations (Syntax) and the
+    sub-word encoding always agree on what a word is.
+    """
+    words: list[str] = []
+    for chunk in text.split():
+        i, j = 0, len(chunk)
+        while i < j and _is_punct(chunk[i]):
+            i += 1
+        while j > i and _is_punct(chunk[j - 1]):
+            j -= 1
+        words += list(chunk[:i])
+        if i < j:
+            words.append(chunk[i:j])
+        words += list(chunk[j:])
+    return words
+
+
 def tokenizer_path(languages: Sequence[str], vocab_size: int, n_sentences: int) -> Path:
     name = "-".join(languages)
-    return cache_dir() / "tokenizers" / f"{name}_v{vocab_size}_n{n_sentences}.json"
+    return cache_dir() / "tokenizers" / f"{name}_v{vocab_size}_n{n_sentences}_words.json"
 
 
 def train_tokenizer(corpus: Sequence[str], vocab_size: int) -> Tokenizer:
@@ -44,7 +70,7 @@ def load_or_train_tokenizer(languages: Sequence[str], corpora: Sequence[Sequence
     path = tokenizer_path(languages, vocab_size, n)
     if path.exists():
         return Tokenizer.from_file(str(path))
-    tok = train_tokenizer([s for c in corpora for s in c], vocab_size)
+    tok = train_tokenizer([" ".join(split_words(s)) for c in corpora for s in c], vocab_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tok.save(str(tmp))

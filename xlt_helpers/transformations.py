@@ -136,6 +136,7 @@ class Step:
     name: str
     order: Callable[[Segment], list[int]] | None = None  # reorderings
     table: np.ndarray | None = field(default=None, compare=False)  # transliteration
+    needs_tree: bool = False  # the order is computed from the segment's dependency tree (Syntax)
 
     def __call__(self, seg: Segment) -> Segment:
         if self.table is not None:
@@ -202,6 +203,32 @@ def _transliteration(name: str, vocab_size: int, seed: int, shift_special: bool)
     return Step(name, table=transliteration_table(vocab_size, fraction, seed, shift_special))
 
 
+@register("syntax")
+def _syntax(name: str, vocab_size: int, seed: int, shift_special: bool) -> Step:
+    """Syntax: ``syntax:fr`` (French noun and verb order) or ``syntax:fr@N~hi@V`` (mixed).
+
+    Words are reordered by the target language's ordering models over the sentence's dependency tree
+    (``xlt_helpers.syntax``); sub-words of a word stay together and in order.
+    """
+    from .syntax import parse_spec as parse_syntax_spec
+    from .syntax import reorder
+
+    target = name.partition(":")[2]
+    if not target:
+        raise ValueError(f"syntax needs a target, e.g. 'syntax:fr' or 'syntax:fr@N~hi@V', got {name!r}")
+    spec = parse_syntax_spec("xx~" + (target if "@" in target else f"{target}@N~{target}@V"))
+
+    def order(s: Segment) -> list[int]:
+        words = _require_words(s, name)
+        if len(set(words)) < 2:
+            return list(range(len(s.tokens)))
+        if s.tree is None:
+            raise ValueError(f"transformation {name!r} needs a dependency tree for every sentence")
+        return word_level_order(words, reorder(s.tree, spec, seed))
+
+    return Step(name, order=order, needs_tree=True)
+
+
 def parse_spec(spec: str) -> list[str]:
     """Split a composition ``'translit+inv'`` into its steps, applied left to right."""
     names = [p.strip() for p in spec.split("+") if p.strip()]
@@ -235,6 +262,11 @@ class DerivedLanguage:
         for st in self.steps:
             if st.table is not None:
                 self.table = st.table[self.table]
+
+    @property
+    def needs_trees(self) -> bool:
+        """Whether segments must carry dependency trees (some step reorders by syntax)."""
+        return any(st.needs_tree for st in self.steps)
 
     @property
     def uses_transliteration(self) -> bool:

@@ -192,17 +192,17 @@ def train_parser(language: str, options: ParserOptions = ParserOptions(), log=sy
 
 
 @lru_cache(maxsize=None)
-def load_parser(language: str):
+def load_parser(language: str, options: ParserOptions = ParserOptions()):
     """The language's cached parser, trained first (a few minutes) if it is not in the cache yet."""
-    path = parser_path(language)
+    path = parser_path(language, options)
     if not path.is_file():
-        train_parser(language)
+        train_parser(language, options)
     return load_udpipe(path)
 
 
-def parse(language: str, sentences: list[list[str]]) -> list[Tree]:
+def parse(language: str, sentences: list[list[str]], options: ParserOptions = ParserOptions()) -> list[Tree]:
     """Trees (UPOS, heads, UD v2 relations) for pre-tokenised sentences, from the language's cached parser."""
-    return parse_with(load_parser(language), sentences, form_normalizer(language))
+    return parse_with(load_parser(language, options), sentences, form_normalizer(language))
 
 
 def main(argv: list[str]) -> int:
