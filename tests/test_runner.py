@@ -47,15 +47,9 @@ def test_expand_shares_pretrained_models(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def executed_grid(tmp_path_factory):
+def executed_grid(shared_runs):
     """Run the test grid once: every notebook through papermill at `test` scale."""
-    mp = pytest.MonkeyPatch()
-    base = tmp_path_factory.mktemp("grid")
-    mp.setenv("XLT_RUNS_DIR", str(base / "runs"))
-    mp.setenv("XLT_CACHE_DIR", str(base / "cache"))
-    report = runner.run_grid(TEST_GRID, log=lambda *a: None)
-    yield report
-    mp.undo()
+    return runner.run_grid(TEST_GRID, log=lambda *a: None)
 
 
 def test_every_notebook_runs_and_the_report_renders(executed_grid):
@@ -74,7 +68,7 @@ def test_every_notebook_runs_and_the_report_renders(executed_grid):
         assert (step.out_dir / step.notebook).exists(), step.name
 
 
-def test_finished_steps_are_never_recomputed(executed_grid, monkeypatch):
+def test_finished_steps_are_never_recomputed(executed_grid, shared_runs, monkeypatch):
     def fail(*a, **k):
         raise AssertionError("a finished step was executed again")
     monkeypatch.setattr(runner, "execute_step", fail)

@@ -1,0 +1,49 @@
+"""Syntax inside the pipeline: labels follow reordered words; a Syntax grid runs through every notebook."""
+import pandas as pd
+
+from xlt_helpers import runner
+from xlt_helpers.config import REPO_ROOT
+from xlt_helpers.syntax import Tree
+from xlt_helpers.transformations import DerivedLanguage, Segment, transliteration_table
+
+V = 300
+
+
+def _tree() -> Tree:
+    # "John eats red apples": eats is the root; John subject, apples object, red modifies apples
+    return Tree(words=("John", "eats", "red", "apples"), upos=("PROPN", "VERB", "ADJ", "NOUN"),
+                heads=(2, 0, 4, 2), deprels=("nsubj", "root", "amod", "obj"))
+
+
+def test_syntax_moves_words_with_their_subwords_and_labels():
+    seg = Segment(tokens=(10, 11, 12, 13, 14, 15), word_ids=(0, 1, 2, 3, 3, 3),
+                  labels=("B-PER", "O", "O", "O", None, None), tree=_tree())
+    out = DerivedLanguage("syntax:hi", V, seed=0)(seg)
+    words = list(dict.fromkeys(out.word_ids))
+    # Hindi is verb-final: the verb ends up after its object; the object's sub-words stay together, in order
+    assert words.index(1) > words.index(3)
+    k = out.word_ids.index(3)
+    assert out.tokens[k:k + 3] == (13, 14, 15)
+    assert sorted(out.tokens) == sorted(seg.tokens)
+    assert dict(zip(out.tokens, out.labels)) == dict(zip(seg.tokens, seg.labels))
+    # French puts the adjective after its noun
+    fr = DerivedLanguage("syntax:fr", V, seed=0)(seg)
+    fr_words = list(dict.fromkeys(fr.word_ids))
+    assert fr_words.index(2) > fr_words.index(3)
+
+
+def test_transliteration_after_syntax():
+    seg = Segment(tokens=(10, 11, 12, 13), word_ids=(0, 1, 2, 3), tree=_tree())
+    reordered = DerivedLanguage("syntax:hi", V, seed=0)(seg).tokens
+    both = DerivedLanguage("syntax:hi+translit", V, seed=0)(seg).tokens
+    assert list(both) == transliteration_table(V)[list(reordered)].tolist()
+
+
+def test_syntax_grid_runs_every_notebook(shared_runs):
+    report = runner.run_grid(REPO_ROOT / "papermill_runs" / "grids" / "syntax_test.yaml", log=lambda *a: None)
+    df = pd.read_csv(report / "results.csv")
+    assert set(df[df.metric == "delta_sup"].transformation) == {"syntax:fr", "syntax:fr+translit"}
+    assert set(df[df.setting == "BZ"].task) == {"xnli", "ner", "pos"}
+    overlap = df[df.metric == "subword_overlap"].set_index("transformation").value
+    assert overlap["syntax:fr"] == 1.0 and overlap["syntax:fr+translit"] == 0.0
+    assert (report / "report.html").exists()
