@@ -95,3 +95,26 @@ def test_same_seed_same_numbers(tmp_path, monkeypatch):
     b = pretrain(_cfg(tmp_path / "b", steps=3))
     assert a["final_loss"] == b["final_loss"]
     assert a["subword_overlap"] == 0.0
+
+
+def test_corpus_settings(tmp_path, monkeypatch):
+    from xlt_helpers.corpus import build_pretraining_data
+    from xlt_helpers.scales import get_scale
+
+    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
+    scale = get_scale("test")
+    _, full = build_pretraining_data("en", "inv", scale, 0)
+    n_orig = int((full.langs == 0).sum())
+    assert int((full.langs == 1).sum()) == n_orig  # parallel: same text, same length
+    _, half = build_pretraining_data("en", "inv", scale, 0, derived_fraction=0.5)
+    # half of the sentences (not of the blocks: sentence lengths vary)
+    assert 0.3 * n_orig < int((half.langs == 1).sum()) < 0.7 * n_orig
+    _, nonpar = build_pretraining_data("en", "inv", scale, 0, setting="nonparallel")
+    assert 0.3 * n_orig < int((nonpar.langs == 0).sum()) < 0.7 * n_orig
+    # the derived half is the inverted *second* half: not the inversion of the first half
+    first = nonpar.blocks[nonpar.langs == 0][0, 1:].tolist()
+    assert nonpar.blocks[nonpar.langs == 1][-1, 1:].tolist()[::-1] != first
+    with pytest.raises(ValueError, match="derived_fraction"):
+        build_pretraining_data("en", "inv", scale, 0, derived_fraction=0.0)
+    with pytest.raises(ValueError, match="unknown corpus setting"):
+        build_pretraining_data("en", "inv", scale, 0, setting="shuffled")

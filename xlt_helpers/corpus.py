@@ -68,12 +68,14 @@ def pretraining_tokenizer(languages: Sequence[str], scale: Scale) -> tuple[Token
 
 def build_pretraining_data(language: str, transformation: str | None, scale: Scale, seed: int,
                            setting: str = "parallel", shift_special: bool = False,
-                           second_language: str | None = None) -> tuple[Tokenizer, PretrainingData]:
+                           second_language: str | None = None,
+                           derived_fraction: float = 1.0) -> tuple[Tokenizer, PretrainingData]:
     """Tokenize the corpus of ``language`` and add its derived copy (or a second natural language).
 
     ``transformation=None`` gives the monolingual corpus. ``setting`` chooses how the derived corpus
     relates to the original: the same sentences (parallel), a disjoint half (nonparallel), or a
-    corpus of another domain (other_domain).
+    corpus of another domain (other_domain). ``derived_fraction`` keeps only that share of the derived
+    corpus (its first sentences), for the derived-corpus-size experiments.
     """
     if setting not in CORPUS_SETTINGS:
         raise ValueError(f"unknown corpus setting {setting!r}; known: {CORPUS_SETTINGS}")
@@ -102,6 +104,10 @@ def build_pretraining_data(language: str, transformation: str | None, scale: Sca
             other = load_pretraining_corpus(language, domain="other_domain", max_sentences=len(ids))
             src_orig, src_words = ids, [split_words(s) for s in other]
             src_encoded = encode_words_batch(tok, src_words)
+        if not 0.0 < derived_fraction <= 1.0:
+            raise ValueError(f"derived_fraction must be in (0, 1], got {derived_fraction}")
+        keep = max(1, int(round(derived_fraction * len(src_encoded))))
+        src_words, src_encoded = src_words[:keep], src_encoded[:keep]
         parts = [(original, src_orig), (derived, derive(derived, src_encoded, src_words, language, scale))]
     blocks, block_langs = [], []
     for k, (lang, sents) in enumerate(parts):
