@@ -65,8 +65,9 @@ def test_label_inventories():
     assert D.label_names("xnli") == D.NLI_LABELS
     assert D.label_names("ner") == D.NER_TAGS
     assert D.label_names("pos") == D.UPOS_TAGS
-    with pytest.raises(ValueError, match="xnli, ner, pos"):
-        D.label_names("qa")
+    assert D.label_names("qa") == () and D.label_names("retrieval") == ()  # spans and retrieval: no labels
+    with pytest.raises(ValueError, match="xnli, ner, pos, qa, retrieval"):
+        D.label_names("parse")
 
 
 # ------------------------------------------------------------------------------------- registry
@@ -95,7 +96,7 @@ def test_registry_languages_and_choices():
     en["tasks"]["xnli"]["train"]["paths"].append("oops")
     assert D.language_spec("en")["tasks"]["xnli"]["train"]["paths"] == ["nli/en/xnli.test.en.tsv"]
     for lang in D.languages():
-        assert set(D.language_spec(lang)["hub"]) == {"xnli", "ner", "pos"}
+        assert set(D.language_spec(lang)["hub"]) == {"xnli", "ner", "pos"} | ({"qa"} if lang != "fr" else set())
 
 
 @needs_data
@@ -139,7 +140,13 @@ def test_load_every_registered_split(task, language, split):
     examples = D.load_task(task, language, split, max_examples=7)
     assert len(examples) == 7
     labels = D.label_names(task)
-    if task == "xnli":
+    if task == "qa":
+        for ex in examples:
+            assert isinstance(ex, D.QAExample) and ex.question and ex.answers
+            assert all(ex.context[s:s + len(t)] == t and t for t, s in ex.answers)
+    elif task == "retrieval":
+        assert all(isinstance(s, str) and s and s == s.strip() for s in examples)
+    elif task == "xnli":
         for ex in examples:
             assert isinstance(ex, D.NLIPair)
             assert ex.premise and ex.hypothesis
@@ -371,7 +378,10 @@ de:
 @pytest.mark.parametrize("body,expect", [
     ("de:\n  tasks:\n    ner: {train: {path: a.iob}}\n", "de.tasks.ner.train"),
     ("de:\n  tasks:\n    ner: {train: {path: a.iob, format: conllu}}\n", "'format' (one of wikiann_iob, token_tsv)"),
-    ("de:\n  tasks:\n    qa: {train: {path: a.json, format: squad}}\n", "task names among xnli, ner, pos"),
+    ("de:\n  tasks:\n    parse: {train: {path: a.json, format: conllu}}\n", "task names among xnli, ner, pos, qa"),
+    ("de:\n  tasks:\n    qa: {train: {path: a.json, format: squad}}\n", "'format' (one of squad_json)"),
+    ("de:\n  tasks:\n    retrieval: {test: {path: a.txt, format: sentence_per_line, parallel: [en]}}\n",
+     "de.tasks.retrieval.test.parallel"),
     ("de:\n  pretrain: {format: sentence_per_line}\n", "de.pretrain"),
 ])
 def test_bad_registry(tmp_path, monkeypatch, body, expect):

@@ -22,10 +22,16 @@ Label sets and what the data really contains (checked on every registered file):
   appears on multiword-token range lines, which are skipped), so ``_`` is *not* a valid tag and is
   reported as an error.  UD v1 HDTB writes ``CONJ``; the registry renames it to ``CCONJ``
   (``tag_map``).
+* QA (SQuAD JSON): every question has at least one answer whose text sits at ``answer_start`` in
+  its context.  The staged TyDiQA-GoldP *dev* files have their answers blanked (``text: ""``) by
+  XTREME: they are unlabelled and refused (only the English TyDiQA *train* file is usable).
+* Retrieval (Tatoeba): line ``i`` of a pair's two files are translations of each other; a
+  ``parallel:`` key of the registry entry names the other side (``{en: retrieval/...eng}``).
 """
 from __future__ import annotations
 
 import copy
+import json
 import os
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -44,6 +50,7 @@ UPOS_TAGS: tuple[str, ...] = (
     "PART", "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X",
 )
 NER_TAGS: tuple[str, ...] = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+NO_LABELS: tuple[str, ...] = ()  # span extraction (qa) and retrieval have no label inventory
 
 #: Unicode normal form applied to all returned text (None: leave the bytes as they are).
 TEXT_NORMALIZATION: str | None = "NFC"
@@ -60,6 +67,9 @@ _TASKS: dict[str, dict[str, Any]] = {
             "hub_fields": {"words": "tokens", "tags": "ner_tags"}},
     "pos": {"labels": UPOS_TAGS, "formats": ("token_tsv", "conllu"),
             "hub_fields": {"words": "tokens", "tags": "upos"}},
+    "qa": {"labels": NO_LABELS, "formats": ("squad_json",),
+           "hub_fields": {"id": "id", "question": "question", "context": "context", "answers": "answers"}},
+    "retrieval": {"labels": NO_LABELS, "formats": ("sentence_per_line",), "hub_fields": {}},
 }
 _PRETRAIN_FORMATS = ("sentence_per_line",)
 
@@ -79,6 +89,16 @@ class NLIPair:
     premise: str
     hypothesis: str
     label: int
+
+
+@dataclass(frozen=True)
+class QAExample:
+    """One extractive-QA question: ``answers`` are ``(text, char start in context)`` pairs (>= 1)."""
+
+    id: str
+    question: str
+    context: str
+    answers: tuple[tuple[str, int], ...]
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -264,6 +284,103 @@ def read_conllu(
     return out
 
 
+def _nfc_answer(path: Path, where: str, context: str, norm_context: str, text: str, start: int) -> tuple[str, int]:
+    """Move an answer to the NFC context: its start is the length of the normalised prefix."""
+    if not TEXT_NORMALIZATION:
+        return text, start
+    new_text, new_start = _norm(text), len(_norm(context[:start]))
+    if norm_context[new_start:new_start + len(new_text)] != new_text:
+        raise DataFormatError(path, None, f"{where}: an answer that stays in place under {TEXT_NORMALIZATION} "
+                                          "normalisation of its context", text)
+    return new_text, new_start
+
+
+def read_squad_json(path: str | Path, max_examples: int | None = None) -> list[QAExample]:
+    """Parse SQuAD-v1.1-style JSON (``{"data": [{"paragraphs": [{"context", "qas": [...]}]}]}``).
+
+    Every question needs a non-empty ``id`` and ``question`` and at least one answer with a non-empty
+    ``text`` found at ``answer_start`` in the context (checked, so spans can be trusted downstream).
+    Errors name the JSON position (``data[i].paragraphs[j].qas[k]``); a JSON syntax error its line.
+    """
+    _check_limit("max_examples", max_examples)
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(path, None, "an existing file (registered in xlt_helpers/languages.yaml; "
+                                          "is XLT_DATA_DIR right? see MANIFEST.md)")
+    try:
+        raw = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(path, None, "UTF-8 JSON", str(exc)) from exc
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, exc.lineno, "valid JSON", exc.msg) from exc
+    out: list[QAExample] = []
+    if max_examples == 0:
+        return out
+
+    def need(cond: bool, where: str, expected: str, found: Any) -> None:
+        if not cond:
+            raise DataFormatError(path, None, f"{where}: {expected}", repr(found)[:80])
+
+    need(isinstance(raw, dict) and isinstance(raw.get("data"), list), "top level",
+         'an object with a "data" list (SQuAD format)', type(raw).__name__ if not isinstance(raw, dict) else list(raw))
+    for i, article in enumerate(raw["data"]):
+        need(isinstance(article, dict) and isinstance(article.get("paragraphs"), list), f"data[{i}]",
+             'an object with a "paragraphs" list', article)
+        for j, para in enumerate(article["paragraphs"]):
+            where = f"data[{i}].paragraphs[{j}]"
+            need(isinstance(para, dict) and isinstance(para.get("context"), str) and para["context"].strip()
+                 and isinstance(para.get("qas"), list), where, 'an object with a non-empty "context" and a "qas" list',
+                 para)
+            context = para["context"]
+            norm_context = _norm(context)
+            for k, qa in enumerate(para["qas"]):
+                wq = f"{where}.qas[{k}]"
+                need(isinstance(qa, dict), wq, "an object", qa)
+                need(isinstance(qa.get("id"), str) and qa["id"] != "", wq, 'a non-empty string "id"', qa.get("id"))
+                need(isinstance(qa.get("question"), str) and qa["question"].strip() != "", wq,
+                     'a non-empty "question"', qa.get("question"))
+                answers = qa.get("answers")
+                need(isinstance(answers, list) and len(answers) > 0, wq,
+                     'a non-empty "answers" list (SQuAD v1.1: every question is answerable)', answers)
+                golds = []
+                for n, ans in enumerate(answers):
+                    wa = f"{wq}.answers[{n}]"
+                    need(isinstance(ans, dict) and isinstance(ans.get("text"), str)
+                         and isinstance(ans.get("answer_start"), int) and not isinstance(ans.get("answer_start"), bool),
+                         wa, 'an object with a string "text" and an int "answer_start"', ans)
+                    text, start = ans["text"], ans["answer_start"]
+                    need(text.strip() != "", wa, "a non-empty answer text (this file looks unlabelled, "
+                                                 "a labelled file is needed)", text)
+                    need(0 <= start and context[start:start + len(text)] == text, wa,
+                         f"the answer text at answer_start {start} of the context", context[max(0, start):start + len(text)])
+                    golds.append(_nfc_answer(path, wa, context, norm_context, text, start))
+                out.append(QAExample(qa["id"], _norm(qa["question"].strip()), norm_context, tuple(golds)))
+                if max_examples is not None and len(out) >= max_examples:
+                    return out
+    return out
+
+
+def read_parallel_lines(path_a: str | Path, path_b: str | Path, max_sentences: int | None = None
+                        ) -> tuple[list[str], list[str]]:
+    """Line-aligned translations (Tatoeba): line ``i`` of ``path_a`` translates line ``i`` of ``path_b``.
+
+    Both files must have the same number of lines and no blank line (a blank line would shift the
+    alignment of everything after it).
+    """
+    _check_limit("max_sentences", max_sentences)
+    a, b = [], []
+    for side, path in ((a, Path(path_a)), (b, Path(path_b))):
+        for lineno, line in _lines(path):
+            if max_sentences is not None and len(side) >= max_sentences:
+                break
+            if not line.strip():
+                raise DataFormatError(path, lineno, "a sentence on every line (line-aligned translations)", line)
+            side.append(_norm(line.strip()))
+    if len(a) != len(b):
+        raise DataFormatError(path_b, None, f"as many lines as {Path(path_a).name} ({len(a)})", f"{len(b)} lines")
+    return a, b
+
+
 # ---------------------------------------------------------------------------------------- registry
 
 _registry_cache: dict[tuple[str, int], dict[str, Any]] = {}
@@ -290,6 +407,11 @@ def _file_entry(reg: Path, where: str, entry: Any, formats: tuple[str, ...]) -> 
     tag_map = entry.get("tag_map", {})
     if not isinstance(tag_map, dict):
         raise DataFormatError(reg, None, f"{where}.tag_map: a mapping OLD: NEW", repr(tag_map))
+    parallel = entry.get("parallel", {})
+    if not isinstance(parallel, dict) or not all(isinstance(k, str) and isinstance(v, str) and v
+                                                 for k, v in parallel.items()):
+        raise DataFormatError(reg, None, f"{where}.parallel: a mapping LANGUAGE: PATH of line-aligned "
+                                         "translations", repr(parallel))
     clean = {k: v for k, v in entry.items() if k != "path"}
     clean["paths"] = list(paths)
     return clean
@@ -391,14 +513,22 @@ def _split_entry(task: str, language: str, split: str) -> dict[str, Any]:
     return tasks[task][split]
 
 
+def has_task(task: str, language: str, splits: Iterable[str] = ("train", "test")) -> bool:
+    """Whether ``language`` registers every split of ``splits`` for ``task``."""
+    label_names(task)
+    tasks = language_spec(language)["tasks"]
+    return task in tasks and all(s in tasks[task] for s in splits)
+
+
 def load_task(
     task: str,
     language: str,
     split: str,
     max_examples: int | None = None,
     source: str = "local",
-) -> list[TaggedSentence] | list[NLIPair]:
-    """Examples of ``task`` (xnli -> NLIPair; ner, pos -> TaggedSentence) for ``language``/``split``.
+) -> list[TaggedSentence] | list[NLIPair] | list[QAExample] | list[str]:
+    """Examples of ``task`` for ``language``/``split``: xnli -> NLIPair; ner, pos -> TaggedSentence;
+    qa -> QAExample; retrieval -> sentences (str).
 
     ``source="local"`` parses the staged files named in the registry (several files are read in
     order); ``source="hub"`` loads the registry's ``hub`` entry through ``datasets.load_dataset``
@@ -422,12 +552,46 @@ def load_task(
         path = root / rel
         if fmt == "xnli_tsv":
             out.extend(read_xnli_tsv(path, left))
+        elif fmt == "squad_json":
+            out.extend(read_squad_json(path, left))
+        elif fmt == "sentence_per_line":
+            out.extend(read_sentence_lines([path], left))
         elif fmt == "conllu":
             out.extend(read_conllu(path, labels, left, entry.get("tag_map")))
         else:  # token_tsv / wikiann_iob (the registry check admits nothing else)
             prefix = entry.get("token_prefix", f"{language}:") if fmt == "wikiann_iob" else None
             out.extend(read_token_tsv(path, labels, left, prefix, entry.get("tag_map")))
     return out
+
+
+def has_parallel(language: str, other: str) -> bool:
+    """Whether the registry names line-aligned retrieval sentences between the two languages."""
+    for a, b in ((language, other), (other, language)):
+        if has_task("retrieval", a, ("test",)) and b in _split_entry("retrieval", a, "test").get("parallel", {}):
+            return True
+    return False
+
+
+def parallel_sentences(language: str, other: str, max_sentences: int | None = None
+                       ) -> tuple[list[str], list[str]] | None:
+    """Line-aligned retrieval sentences of ``language`` and ``other`` (translations), or None if none.
+
+    Looks for a ``parallel: {other: path}`` key on ``language``'s retrieval test entry, then the other
+    way round; the Tatoeba English sides differ from pair to pair, so only pairs registered this way
+    have a parallel set.
+    """
+    for a, b, swap in ((language, other, False), (other, language, True)):
+        if not has_task("retrieval", a, ("test",)):
+            continue
+        entry = _split_entry("retrieval", a, "test")
+        if b in entry.get("parallel", {}):
+            root = data_dir()
+            if len(entry["paths"]) != 1:
+                raise DataFormatError(registry_path(), None, f"{a}.tasks.retrieval.test: one path beside "
+                                      "'parallel'", repr(entry["paths"]))
+            xa, xb = read_parallel_lines(root / entry["paths"][0], root / entry["parallel"][b], max_sentences)
+            return (xb, xa) if swap else (xa, xb)
+    return None
 
 
 def _load_hub(task: str, language: str, split: str, max_examples: int | None) -> list:
@@ -468,6 +632,17 @@ def _load_hub(task: str, language: str, split: str, max_examples: int | None) ->
         return feature.int2str if hasattr(feature, "int2str") else None
 
     out: list = []
+    if task == "qa":  # SQuAD-format hub sets (xquad, mlqa, squad): answers = {text: [...], answer_start: [...]}
+        for row_no, row in enumerate(ds, 1):
+            ans = row[fields["answers"]]
+            context = row[fields["context"]]
+            pairs = list(zip(ans.get("text", []), ans.get("answer_start", [])))
+            if not pairs or any(not t or context[s:s + len(t)] != t for t, s in pairs):
+                raise DataFormatError(name, row_no, "answers whose text sits at answer_start", repr(ans)[:80])
+            norm_context = _norm(context)
+            golds = tuple(_nfc_answer(Path(name), f"row {row_no}", context, norm_context, t, s) for t, s in pairs)
+            out.append(QAExample(str(row[fields["id"]]), _norm(row[fields["question"]].strip()), norm_context, golds))
+        return out
     if task == "xnli":
         to_name = names_of(fields["label"])
         for row_no, row in enumerate(ds, 1):
