@@ -9,11 +9,12 @@ from typing import Sequence
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import RobertaForSequenceClassification, RobertaForTokenClassification
+from transformers import (RobertaForQuestionAnswering, RobertaForSequenceClassification,
+                          RobertaForTokenClassification)
 from transformers.utils import logging as hf_logging
 
 from .model import autocast, pick_device, set_threads
-from .tasks import IGNORE, Encoded, TaskSpec, score
+from .tasks import IGNORE, Encoded, TaskSpec, score_all
 from .transformations import PAD
 
 hf_logging.set_verbosity_error()  # the 'newly initialized head' report is expected on every fine-tune
@@ -51,7 +52,7 @@ def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Gener
 
 
 def collate(data: Sequence[Encoded], idx: np.ndarray, kind: str) -> dict[str, torch.Tensor]:
-    """Pad a batch to its longest member."""
+    """Pad a batch to its longest member (``span``: labels are (start, end) input positions)."""
     rows = [data[i] for i in idx]
     width = max(len(r.input_ids) for r in rows)
     ids = torch.full((len(rows), width), PAD, dtype=torch.long)
@@ -59,6 +60,9 @@ def collate(data: Sequence[Encoded], idx: np.ndarray, kind: str) -> dict[str, to
     for k, r in enumerate(rows):
         ids[k, : len(r.input_ids)] = torch.tensor(r.input_ids)
         att[k, : len(r.input_ids)] = 1
+    if kind == "span":
+        spans = torch.tensor([r.label for r in rows], dtype=torch.long).view(-1, 2)
+        return {"input_ids": ids, "attention_mask": att, "start_positions": spans[:, 0], "end_positions": spans[:, 1]}
     if kind == "sequence":
         labels = torch.tensor([r.label for r in rows], dtype=torch.long)
     else:
@@ -68,17 +72,27 @@ def collate(data: Sequence[Encoded], idx: np.ndarray, kind: str) -> dict[str, to
     return {"input_ids": ids, "attention_mask": att, "labels": labels}
 
 
+_HEADS = {"sequence": RobertaForSequenceClassification, "token": RobertaForTokenClassification,
+          "span": RobertaForQuestionAnswering}
+
+
+def _head(task: TaskSpec):
+    if task.kind not in _HEADS:
+        raise ValueError(f"task {task.name!r} ({task.kind}) is not fine-tuned")
+    return _HEADS[task.kind]
+
+
 def load_for_task(pretrained: str | Path, task: TaskSpec, seed: int):
     """The pretrained encoder with a freshly initialised task head (same seed, same head)."""
     torch.manual_seed(seed)
-    cls = RobertaForSequenceClassification if task.kind == "sequence" else RobertaForTokenClassification
-    return cls.from_pretrained(str(pretrained), num_labels=len(task.labels))
+    if task.kind == "span":  # start and end logits
+        return RobertaForQuestionAnswering.from_pretrained(str(pretrained), num_labels=2)
+    return _head(task).from_pretrained(str(pretrained), num_labels=len(task.labels))
 
 
 def load_finetuned(path: str | Path, task: TaskSpec):
     """A model fine-tuned earlier and saved with ``save_pretrained``."""
-    cls = RobertaForSequenceClassification if task.kind == "sequence" else RobertaForTokenClassification
-    return cls.from_pretrained(str(path)).eval()
+    return _head(task).from_pretrained(str(path)).eval()
 
 
 def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], cfg: FinetuneConfig):
@@ -120,16 +134,25 @@ def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], c
 
 @torch.no_grad()
 def predict(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128) -> list:
-    """Predictions in the metric's label space, in the order of ``data`` (batched, no gradients)."""
+    """Predictions in the metric's label space, in the order of ``data`` (batched, no gradients).
+
+    For QA (``span``) each prediction is the pair (start logits, end logits) of one window.
+    """
     device = next(model.parameters()).device
     model.eval()
     out: list = [None] * len(data)
     for idx in length_batches([len(e.input_ids) for e in data], batch_size, None):
         batch = collate(data, idx, task.kind)
         with autocast(device):
-            logits = model(input_ids=batch["input_ids"].to(device),
-                           attention_mask=batch["attention_mask"].to(device)).logits
-        pred = logits.argmax(-1).cpu()
+            result = model(input_ids=batch["input_ids"].to(device),
+                           attention_mask=batch["attention_mask"].to(device))
+        if task.kind == "span":
+            start, end = result.start_logits.float().cpu().numpy(), result.end_logits.float().cpu().numpy()
+            for k, i in enumerate(idx):
+                n = len(data[i].input_ids)
+                out[i] = (start[k, :n], end[k, :n])
+            continue
+        pred = result.logits.argmax(-1).cpu()
         for k, i in enumerate(idx):
             if task.kind == "sequence":
                 out[i] = int(pred[k])
@@ -139,6 +162,11 @@ def predict(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 12
     return out
 
 
+def evaluate_all(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128) -> dict[str, float]:
+    """Every metric of the task (QA: f1 and em) of ``model`` on ``data``."""
+    return score_all(task, predict(model, task, data, batch_size), data)
+
+
 def evaluate(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128) -> float:
-    """The task's metric of ``model`` on ``data``."""
-    return score(task, predict(model, task, data, batch_size), data)
+    """The task's primary metric of ``model`` on ``data``."""
+    return evaluate_all(model, task, data, batch_size)[task.metric]

@@ -2,7 +2,10 @@
 
 A task is registered once in ``TASKS``; the runner, notebooks and report pick it up by name.
 Transformations act on each sentence exactly as on pretraining text; labels ride along with their
-words' first sub-word and BIO tags are repaired after reordering.
+words' first sub-word and BIO tags are repaired after reordering. Kinds: ``sequence`` (XNLI),
+``token`` (NER, POS), ``span`` (extractive QA, ``qa.py``) and ``retrieval`` (Tatoeba, no fine-tuning,
+``retrieval.py``). A task may report several metrics (QA: F1 and exact match); ``metric`` is the
+primary one, used for Delta_Sup and Delta_Mono.
 """
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from typing import Callable, Sequence
 
 from tokenizers import Tokenizer
 
-from .data import NER_TAGS, NLI_LABELS, UPOS_TAGS, NLIPair, TaggedSentence, load_task
+from . import qa
+from .data import NER_TAGS, NLI_LABELS, NO_LABELS, UPOS_TAGS, NLIPair, TaggedSentence, load_task
 from .metrics import accuracy, entity_f1, token_accuracy
 from .tokenizer import encode_words_batch, split_words
 from .transformations import DerivedLanguage, Segment, bio_to_entities, entities_to_bio
@@ -31,17 +35,28 @@ class Encoded:
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    kind: str                    # "sequence" or "token"
+    kind: str                    # "sequence", "token", "span" (QA) or "retrieval" (no fine-tuning)
     labels: tuple[str, ...]
-    metric: str                  # name of the reported metric
-    score: Callable              # (pred, gold) -> float, in the label space returned by ``decode``
+    metric: str                  # name of the primary reported metric (used for the deltas)
+    score: Callable | None       # (pred, gold) -> float, in the label space returned by ``decode``
     bio: bool = False            # labels are BIO tags that must be repaired after reordering
+    extra_metrics: tuple[str, ...] = ()  # further metrics reported beside ``metric``
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (self.metric, *self.extra_metrics)
+
+    @property
+    def finetuned(self) -> bool:
+        return self.kind != "retrieval"
 
 
 TASKS: dict[str, TaskSpec] = {
     "xnli": TaskSpec("xnli", "sequence", NLI_LABELS, "accuracy", accuracy),
     "ner": TaskSpec("ner", "token", NER_TAGS, "f1", entity_f1, bio=True),
     "pos": TaskSpec("pos", "token", UPOS_TAGS, "accuracy", token_accuracy),
+    "qa": TaskSpec("qa", "span", NO_LABELS, "f1", None, extra_metrics=("em",)),
+    "retrieval": TaskSpec("retrieval", "retrieval", NO_LABELS, "accuracy", None),
 }
 
 
@@ -113,17 +128,25 @@ def encode_nli(pairs: Sequence[NLIPair], tok: Tokenizer, lang: DerivedLanguage, 
 
 
 def encode(task: TaskSpec, examples: Sequence, tok: Tokenizer, lang: DerivedLanguage, max_len: int,
-           trees: TreeFn | None = None) -> list[Encoded]:
+           trees: TreeFn | None = None, *, train: bool = False, seed: int = 0) -> list:
+    """Model inputs of ``examples`` in ``lang`` (``train``/``seed`` matter only for QA's windows)."""
     if task.kind == "sequence":
         return encode_nli(examples, tok, lang, max_len, trees)
-    return encode_tagged(examples, task, tok, lang, max_len, trees)
+    if task.kind == "span":
+        return qa.encode_qa(examples, tok, lang, max_len, train=train, seed=seed)
+    if task.kind == "token":
+        return encode_tagged(examples, task, tok, lang, max_len, trees)
+    raise ValueError(f"task {task.name!r} is not fine-tuned: it has no model inputs of its own (see retrieval.py)")
 
 
 def load_encoded(task_name: str, language: str, split: str, tok: Tokenizer, lang: DerivedLanguage,
-                 max_len: int, max_examples: int | None, trees: TreeFn | None = None) -> list[Encoded]:
+                 max_len: int, max_examples: int | None, trees: TreeFn | None = None, *, seed: int = 0) -> list:
     """Load a task split from the data directory and encode it in ``lang`` (``trees``: parser for Syntax)."""
     task = get_task(task_name)
-    return encode(task, load_task(task_name, language, split, max_examples=max_examples), tok, lang, max_len, trees)
+    if task.kind == "span":
+        qa.check_supported(lang)  # before reading any data
+    return encode(task, load_task(task_name, language, split, max_examples=max_examples), tok, lang, max_len, trees,
+                  train=split == "train", seed=seed)
 
 
 def decode_gold(task: TaskSpec, data: Sequence[Encoded]) -> list:
@@ -133,5 +156,13 @@ def decode_gold(task: TaskSpec, data: Sequence[Encoded]) -> list:
     return [[task.labels[y] for y in e.label if y != IGNORE] for e in data]
 
 
-def score(task: TaskSpec, pred: Sequence, data: Sequence[Encoded]) -> float:
-    return task.score(pred, decode_gold(task, data))
+def score_all(task: TaskSpec, pred: Sequence, data: Sequence) -> dict[str, float]:
+    """Every metric of ``task`` (QA: ``pred`` are per-window (start, end) logits, scored as SQuAD EM/F1)."""
+    if task.kind == "span":
+        return qa.score_qa(data, pred)
+    return {task.metric: task.score(pred, decode_gold(task, data))}
+
+
+def score(task: TaskSpec, pred: Sequence, data: Sequence) -> float:
+    """The primary metric of ``task``."""
+    return score_all(task, pred, data)[task.metric]
