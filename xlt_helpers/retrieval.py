@@ -1,0 +1,90 @@
+"""Sentence retrieval without fine-tuning (Tatoeba): mean-pooled middle-layer states, cosine nearest neighbour.
+
+A sentence's embedding is the mean of the hidden states of its sub-word tokens (``<s>``, ``</s>`` and
+padding excluded) at the middle layer of the encoder (``middle_layer``: layer ``(L + 1) // 2`` of
+``L``, counting the embedding output as layer 0, as XTREME takes a middle layer of XLM-R). Accuracy@1
+of a direction is the share of source sentences whose cosine-nearest target sentence is their own
+translation (line ``i`` of both sides); it is reported in both directions and as their mean.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tokenizers import Tokenizer
+
+from .alignment import nearest_neighbours
+from .finetune import length_batches
+from .model import autocast, pick_device
+from .tasks import transform_texts
+from .transformations import PAD, DerivedLanguage
+from .trees import TreeFn
+
+
+def middle_layer(n_layers: int) -> int:
+    """Index into ``hidden_states`` (0 = embeddings) of the middle transformer layer."""
+    return max(1, (n_layers + 1) // 2)
+
+
+def load_encoder(model_dir: str | Path, device: str = "auto"):
+    """The pretrained encoder (the MLM head is dropped), in eval mode."""
+    from transformers import RobertaModel
+
+    return RobertaModel.from_pretrained(str(model_dir), add_pooling_layer=False).to(pick_device(device)).eval()
+
+
+def encode_for_retrieval(tok: Tokenizer, lang: DerivedLanguage, sentences: Sequence[str], max_len: int,
+                         trees: TreeFn | None = None) -> list[list[int]]:
+    """``<s> T(sentence) </s>`` ids, cut to ``max_len`` (words, sub-words, then T: as pretraining text)."""
+    return [[lang.bos, *ids[:max_len - 2], lang.eos] for ids in transform_texts(sentences, tok, lang, trees)]
+
+
+@torch.no_grad()
+def sentence_embeddings(model, inputs: Sequence[Sequence[int]], layer: int | None = None,
+                        batch_size: int = 128) -> torch.Tensor:
+    """(n, hidden) mean-pooled states of ``layer`` (default: the middle layer) over each sentence's body."""
+    layer = middle_layer(model.config.num_hidden_layers) if layer is None else layer
+    device = next(model.parameters()).device
+    out = torch.zeros(len(inputs), model.config.hidden_size)
+    for idx in length_batches([len(x) for x in inputs], batch_size, None):
+        width = max(len(inputs[i]) for i in idx)
+        ids = torch.full((len(idx), width), PAD, dtype=torch.long)
+        att = torch.zeros((len(idx), width), dtype=torch.long)
+        body = torch.zeros((len(idx), width))
+        for k, i in enumerate(idx):
+            n = len(inputs[i])
+            ids[k, :n] = torch.tensor(inputs[i])
+            att[k, :n] = 1
+            body[k, 1:max(2, n - 1)] = 1.0  # without <s> and </s> (a one-token body is kept)
+        with autocast(device):
+            states = model(input_ids=ids.to(device), attention_mask=att.to(device),
+                           output_hidden_states=True).hidden_states[layer]
+        states = states.float().cpu()
+        out[torch.as_tensor(idx)] = (states * body[..., None]).sum(1) / body.sum(1, keepdim=True)
+    return out
+
+
+def accuracy_at_1(source: torch.Tensor, target: torch.Tensor) -> float:
+    """Share of rows ``i`` of ``source`` whose cosine-nearest row of ``target`` is row ``i``."""
+    if len(source) != len(target):
+        raise ValueError(f"{len(source)} source sentences for {len(target)} targets: retrieval needs translations")
+    if len(source) == 0:
+        return float("nan")
+    return float((nearest_neighbours(source, target) == torch.arange(len(source))).float().mean())
+
+
+def retrieval_scores(source: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Accuracy@1 source -> target, target -> source, and their mean (``accuracy``)."""
+    fwd, bwd = accuracy_at_1(source, target), accuracy_at_1(target, source)
+    return {"accuracy": (fwd + bwd) / 2, "accuracy_src_to_tgt": fwd, "accuracy_tgt_to_src": bwd}
+
+
+def evaluate_retrieval(model, tok: Tokenizer, source_lang: DerivedLanguage, source: Sequence[str],
+                       target_lang: DerivedLanguage, target: Sequence[str], max_len: int,
+                       trees: TreeFn | None = None) -> dict[str, float]:
+    """Retrieval scores of one model between ``source`` in ``source_lang`` and ``target`` in ``target_lang``
+    (``trees``: a parser, needed when ``target_lang`` reorders by Syntax)."""
+    src = sentence_embeddings(model, encode_for_retrieval(tok, source_lang, source, max_len))
+    tgt = sentence_embeddings(model, encode_for_retrieval(tok, target_lang, target, max_len, trees))
+    return retrieval_scores(src, tgt)
