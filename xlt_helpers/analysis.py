@@ -25,19 +25,86 @@ def collect(step_dirs: Iterable[Path]) -> tuple[list[dict], list[dict]]:
     return rows, failures
 
 
+PAIR = "pair"  # the transformation label of natural language pairs (experiment.PAIR)
+
+
+def _task_metrics(df: pd.DataFrame) -> pd.Series:
+    """True for rows whose metric is one the task reports in the score tables (QA: f1 and em;
+    retrieval: the mean of both directions; unknown tasks: every metric)."""
+    from .tasks import TASKS
+
+    return df.apply(lambda r: r.task not in TASKS or r.metric in TASKS[r.task].metrics, axis=1)
+
+
+def _ordered(table: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
+    """Rows in grid order (transformations as they first appear, natural pairs last)."""
+    if table.empty or "transformation" not in table.index.names:
+        return table
+    order = list(dict.fromkeys(t for t in df.transformation if t != PAIR)) + [PAIR]
+    key = {t: k for k, t in enumerate(order)}
+    return table.sort_index(level="transformation", key=lambda idx: idx.map(lambda t: key.get(t, len(key))),
+                            sort_remaining=False)
+
+
 def scores_table(df: pd.DataFrame) -> pd.DataFrame:
-    """BS / BZ / MZ / orig scores: one row per (language, transformation, task)."""
+    """BS / BZ / MZ / orig scores: one row per (language, transformation, task, metric)."""
     s = df[df.setting.isin(SETTINGS) & (df.task != "pretrain")]
-    s = s[s.transformation != "mono"]
-    return s.pivot_table(index=["language", "transformation", "task"], columns="setting", values="value",
-                         aggfunc="mean").reindex(columns=[c for c in SETTINGS if c in set(s.setting)])
+    s = s[(s.transformation != "mono")]
+    if s.empty:
+        return pd.DataFrame()
+    s = s[_task_metrics(s)]
+    table = s.pivot_table(index=["language", "transformation", "task", "metric"], columns="setting", values="value",
+                          aggfunc="mean").reindex(columns=[c for c in SETTINGS if c in set(s.setting)])
+    return table
 
 
 def delta_table(df: pd.DataFrame, by_language: bool = False) -> pd.DataFrame:
-    """Delta_Sup and Delta_Mono by transformation x task (mean over seeds, and languages unless ``by_language``)."""
+    """Delta_Sup and Delta_Mono by transformation x task (mean over seeds, and languages unless ``by_language``).
+
+    Deltas use each task's primary metric (QA: F1; retrieval: mean accuracy@1, Delta_Mono only).
+    Natural language pairs appear as the transformation ``pair`` (averaged over pairs).
+    """
     d = df[df.setting == "delta"]
+    if d.empty:
+        return pd.DataFrame()
     index = ["language", "transformation"] if by_language else ["transformation"]
-    return d.pivot_table(index=index, columns=["metric", "task"], values="value", aggfunc="mean")
+    table = d.pivot_table(index=index, columns=["metric", "task"], values="value", aggfunc="mean")
+    return _ordered(table, df) if not by_language else table.sort_index(level="language", sort_remaining=False)
+
+
+def coverage_table(df: pd.DataFrame) -> pd.DataFrame:
+    """How many languages (or pairs) each cell of the main delta table averages over."""
+    d = df[(df.setting == "delta")]
+    if d.empty:
+        return pd.DataFrame()
+    return _ordered(d.pivot_table(index="transformation", columns=["metric", "task"], values="language",
+                                  aggfunc="nunique"), df)
+
+
+def pairs_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Natural language pairs: BS / BZ / MZ / orig and the deltas, one row per (pair, task, metric)."""
+    p = df[(df.transformation == PAIR) & (df.task != "pretrain")]
+    if p.empty:
+        return pd.DataFrame()
+    scores = scores_table(p).droplevel("transformation")
+    deltas = p[p.setting == "delta"].pivot_table(index=["language", "task"], columns="metric", values="value",
+                                                 aggfunc="mean")
+    table = scores.join(deltas, on=["language", "task"])
+    from .tasks import TASKS
+
+    primary = [TASKS[t].metric if t in TASKS else m for _, t, m in table.index]
+    secondary = [m != p for (_, _, m), p in zip(table.index, primary)]
+    table.loc[secondary, list(deltas.columns)] = float("nan")  # deltas belong to the primary metric only
+    return table
+
+
+def retrieval_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Tatoeba accuracy@1 per direction and model (BZ: bilingual, MZ: monolingual)."""
+    r = df[(df.task == "retrieval") & df.setting.isin(SETTINGS)]
+    if r.empty:
+        return pd.DataFrame()
+    return _ordered(r.pivot_table(index=["language", "transformation"], columns=["setting", "metric"],
+                                  values="value", aggfunc="mean"), df)
 
 
 def alignment_vs_transfer(df: pd.DataFrame) -> pd.DataFrame:

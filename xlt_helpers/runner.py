@@ -5,6 +5,14 @@ done when its ``results.json`` exists (written atomically by the notebook's last
 never recomputed, and the folders are keyed by what the step computes (scale, language,
 transformation, seed, options), not by the grid, so pretrained models are shared by every task and
 every grid that needs them. A step that fails leaves ``error.json`` and does not stop the others.
+
+Cells the data or the method do not allow (a language without data for a task, Permutation with QA,
+retrieval between a natural pair without parallel sentences) are not steps: ``plan`` returns them as
+``Skip`` records with the reason, ``run_grid`` prints them and the report lists them.
+
+Grid keys: ``languages`` x ``transformations`` x ``tasks`` (synthetic derived languages), ``pairs``
+(natural language pairs ``"en-fr"``: pretrain on both, fine-tune on the first, test on the second),
+``seeds``, ``scale``, ``options`` (pretraining), ``overrides`` (Scale fields), ``alignment``.
 """
 from __future__ import annotations
 
@@ -18,14 +26,14 @@ from typing import Any
 import yaml
 
 from .config import REPO_ROOT, runs_dir
-from .experiment import MONO
+from .experiment import MONO, PAIR, pair_name
 from .storage import atomic_write_json, read_json
 from .tokenizer import fingerprint
 from .transformations import DerivedLanguage
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 GRID_KEYS = {"name", "scale", "seeds", "languages", "transformations", "tasks", "options", "overrides",
-             "alignment", "description"}
+             "alignment", "description", "pairs"}
 
 
 @dataclass
@@ -40,6 +48,7 @@ class Grid:
     overrides: dict = field(default_factory=dict)   # Scale fields to override
     alignment: bool = True
     description: str = ""
+    pairs: list[str] = field(default_factory=list)  # natural language pairs "first-second", e.g. "en-fr"
 
 
 def load_grid(path: str | Path) -> Grid:
@@ -68,12 +77,27 @@ def load_grid(path: str | Path) -> Grid:
         get_task(t)
     for t in grid.transformations:
         parse_spec(t)
+    for pair in grid.pairs:
+        parse_pair(pair, path)
     return grid
+
+
+def parse_pair(pair: str, where: str | Path = "grid") -> tuple[str, str]:
+    """``"en-fr"`` -> ``("en", "fr")``, both registered and different (``ValueError`` otherwise)."""
+    from .data import languages
+
+    parts = str(pair).split("-")
+    if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+        raise ValueError(f"{where}: bad language pair {pair!r}: write two different language codes, e.g. 'en-fr'")
+    for lang in parts:
+        if lang not in languages():
+            raise ValueError(f"{where}: unknown language {lang!r} in pair {pair!r}; known: {languages()}")
+    return parts[0], parts[1]
 
 
 @dataclass
 class Step:
-    kind: str                 # pretrain | finetune_mono | transfer | alignment
+    kind: str                 # pretrain | finetune_mono | transfer | alignment | retrieval
     notebook: str
     out_dir: Path
     params: dict[str, Any]
@@ -107,39 +131,132 @@ def transformation_dirname(transformation: str) -> str:
     return transformation.replace("+", "_then_").replace(":", "-").replace("@", "at").replace("~", "_")
 
 
-def expand(grid: Grid) -> list[Step]:
-    """All steps of the grid in an order that respects dependencies."""
-    steps: list[Step] = []
+@dataclass(frozen=True)
+class Skip:
+    """A grid cell that is not run, and why."""
+
+    cell: str
+    reason: str
+
+
+def missing_data_reason(task: str, language: str, splits: tuple[str, ...]) -> str | None:
+    """Why ``language`` cannot serve ``task`` with ``splits`` (None: it can)."""
+    from .data import has_task, language_spec
+
+    if has_task(task, language, splits):
+        return None
+    note = (language_spec(language).get("missing") or {}).get(task)
+    return (f"no {task} data ({'/'.join(splits)}) registered for {language!r} in languages.yaml"
+            + (f": {note}" if note else ""))
+
+
+def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
+    """All steps of the grid in an order that respects dependencies, and the cells that are skipped."""
+    from .data import has_parallel
+    from .qa import unsupported_reason
+    from .tasks import get_task
+
+    steps: dict[Path, Step] = {}
+    skips: list[Skip] = []
     common = {"scale": grid.scale, "overrides": grid.overrides}
+
+    def add(step: Step) -> Step:
+        return steps.setdefault(step.out_dir, step)
+
+    def skip(cell: str, reason: str) -> None:
+        if Skip(cell, reason) not in skips:
+            skips.append(Skip(cell, reason))
+
+    def mono_steps(lang: str, seed: int) -> tuple[Step, dict[str, Step]]:
+        mono_dir = _model_dir(grid, lang, MONO, seed)
+        mono = add(Step("pretrain", "01_pretrain.ipynb", mono_dir / "pretrain",
+                        {"language": lang, "transformation": None, "seed": seed, "options": grid.options, **common}))
+        tasks = {}
+        for task in grid.tasks:
+            if get_task(task).finetuned and not missing_data_reason(task, lang, ("train", "test")):
+                tasks[task] = add(Step("finetune_mono", "02_finetune_evaluate.ipynb", mono_dir / f"finetune_{task}",
+                                       {"language": lang, "transformation": None, "task": task, "seed": seed,
+                                        "pretrained": str(mono.out_dir / "model"), **common}, deps=[mono]))
+        return mono, tasks
+
     for lang in grid.languages:
+        for task in grid.tasks:
+            splits = ("train", "test") if get_task(task).finetuned else ("test",)
+            reason = missing_data_reason(task, lang, splits)
+            if reason:
+                skip(f"{lang} x {task} (every transformation)", reason)
         for seed in grid.seeds:
-            mono_dir = _model_dir(grid, lang, MONO, seed)
-            mono = Step("pretrain", "01_pretrain.ipynb", mono_dir / "pretrain",
-                        {"language": lang, "transformation": None, "seed": seed, "options": grid.options, **common})
-            steps.append(mono)
-            mono_tasks = {}
-            for task in grid.tasks:
-                st = Step("finetune_mono", "02_finetune_evaluate.ipynb", mono_dir / f"finetune_{task}",
-                          {"language": lang, "transformation": None, "task": task, "seed": seed,
-                           "pretrained": str(mono.out_dir / "model"), **common}, deps=[mono])
-                mono_tasks[task] = st
-                steps.append(st)
+            mono, mono_tasks = mono_steps(lang, seed)
             for tr in grid.transformations:
                 tdir = _model_dir(grid, lang, tr, seed)
-                pre = Step("pretrain", "01_pretrain.ipynb", tdir / "pretrain",
-                           {"language": lang, "transformation": tr, "seed": seed, "options": grid.options, **common})
-                steps.append(pre)
+                pre = add(Step("pretrain", "01_pretrain.ipynb", tdir / "pretrain",
+                               {"language": lang, "transformation": tr, "seed": seed, "options": grid.options,
+                                **common}))
                 for task in grid.tasks:
-                    steps.append(Step("transfer", "02_finetune_evaluate.ipynb", tdir / f"transfer_{task}",
-                                      {"language": lang, "transformation": tr, "task": task, "seed": seed,
-                                       "pretrained": str(pre.out_dir / "model"),
-                                       "mono_task_dir": str(mono_tasks[task].out_dir), **common},
-                                      deps=[pre, mono_tasks[task]]))
+                    spec = get_task(task)
+                    if not spec.finetuned:
+                        if not missing_data_reason(task, lang, ("test",)):
+                            add(Step("retrieval", "05_retrieval.ipynb", tdir / task,
+                                     {"language": lang, "transformation": tr, "target_language": None, "seed": seed,
+                                      "pretrained": str(pre.out_dir / "model"),
+                                      "mono_pretrained": str(mono.out_dir / "model"), **common}, deps=[pre, mono]))
+                        continue
+                    if task not in mono_tasks:
+                        continue  # no data: skipped above
+                    reason = unsupported_reason(tr) if spec.kind == "span" else None
+                    if reason:
+                        skip(f"{lang} x {tr} x {task}", reason)
+                        continue
+                    add(Step("transfer", "02_finetune_evaluate.ipynb", tdir / f"transfer_{task}",
+                             {"language": lang, "transformation": tr, "task": task, "seed": seed,
+                              "pretrained": str(pre.out_dir / "model"),
+                              "mono_task_dir": str(mono_tasks[task].out_dir), **common},
+                             deps=[pre, mono_tasks[task]]))
                 if grid.alignment and DerivedLanguage(tr, 400).uses_transliteration:
-                    steps.append(Step("alignment", "03_alignment.ipynb", tdir / "alignment",
-                                      {"language": lang, "transformation": tr, "seed": seed,
-                                       "pretrained": str(pre.out_dir / "model"), **common}, deps=[pre]))
-    return steps
+                    add(Step("alignment", "03_alignment.ipynb", tdir / "alignment",
+                             {"language": lang, "transformation": tr, "seed": seed,
+                              "pretrained": str(pre.out_dir / "model"), **common}, deps=[pre]))
+
+    for pair in grid.pairs:
+        first, second = parse_pair(pair)
+        name = pair_name(first, second)
+        for task in grid.tasks:
+            if not get_task(task).finetuned:
+                if not has_parallel(first, second):
+                    skip(f"{name} x {task}", f"no parallel {task} sentences between {first!r} and {second!r} "
+                                             "(languages.yaml `parallel:`; the Tatoeba English sides differ per pair)")
+                continue
+            reason = (missing_data_reason(task, first, ("train", "test"))
+                      or missing_data_reason(task, second, ("test",)))
+            if reason:
+                skip(f"{name} x {task}", reason)
+        for seed in grid.seeds:
+            mono, mono_tasks = mono_steps(first, seed)
+            pdir = _model_dir(grid, name, PAIR, seed)
+            pre = add(Step("pretrain", "01_pretrain.ipynb", pdir / "pretrain",
+                           {"language": first, "transformation": None, "seed": seed,
+                            "options": {**grid.options, "second_language": second}, **common}))
+            for task in grid.tasks:
+                if not get_task(task).finetuned:
+                    if has_parallel(first, second):
+                        add(Step("retrieval", "05_retrieval.ipynb", pdir / task,
+                                 {"language": first, "transformation": None, "target_language": second,
+                                  "seed": seed, "pretrained": str(pre.out_dir / "model"),
+                                  "mono_pretrained": str(mono.out_dir / "model"), **common}, deps=[pre, mono]))
+                    continue
+                if task not in mono_tasks or missing_data_reason(task, second, ("test",)):
+                    continue
+                add(Step("transfer", "02_finetune_evaluate.ipynb", pdir / f"transfer_{task}",
+                         {"language": first, "target_language": second, "transformation": PAIR, "task": task,
+                          "seed": seed, "pretrained": str(pre.out_dir / "model"),
+                          "mono_task_dir": str(mono_tasks[task].out_dir), **common},
+                         deps=[pre, mono_tasks[task]]))
+    return list(steps.values()), skips
+
+
+def expand(grid: Grid) -> list[Step]:
+    """All steps of the grid in an order that respects dependencies (skipped cells: ``plan``)."""
+    return plan(grid)[0]
 
 
 def execute_step(step: Step, log=print) -> bool:
@@ -174,9 +291,31 @@ def execute_step(step: Step, log=print) -> bool:
 def run_grid(grid_path: str | Path, log=print) -> Path:
     """Run every step of a grid that is not done yet, then aggregate; returns the report folder."""
     grid = load_grid(grid_path)
-    steps = expand(grid)
+    steps, skips = plan(grid)
     todo = [s for s in steps if not s.done]
-    log(f"grid {grid.name}: {len(steps)} steps, {len(steps) - len(todo)} already done")
+    log(f"grid {grid.name}: {len(steps)} steps, {len(steps) - len(todo)} already done, {len(skips)} cells skipped")
+    for sk in skips:
+        log(f"  skipped {sk.cell}: {sk.reason}")
+    run_steps(todo, log)
+    return aggregate(grid, steps, log, skips)
+
+
+def with_dependencies(steps: list[Step]) -> list[Step]:
+    """``steps`` and everything they depend on, dependencies first (for running part of a grid)."""
+    out: dict[Path, Step] = {}
+
+    def visit(step: Step) -> None:
+        for d in step.deps:
+            visit(d)
+        out.setdefault(step.out_dir, step)
+
+    for s in steps:
+        visit(s)
+    return list(out.values())
+
+
+def run_steps(todo: list[Step], log=print) -> None:
+    """Execute steps in order; a step whose dependency is not done is recorded as failed, not run."""
     t0 = time.time()
     for k, step in enumerate(todo, 1):
         failed = [d for d in step.deps if not d.done]
@@ -188,10 +327,9 @@ def run_grid(grid_path: str | Path, log=print) -> Path:
             continue
         execute_step(step, log)
     log(f"grid steps finished in {time.time() - t0:.0f}s")
-    return aggregate(grid, steps, log)
 
 
-def aggregate(grid: Grid, steps: list[Step], log=print) -> Path:
+def aggregate(grid: Grid, steps: list[Step], log=print, skips: list[Skip] | None = None) -> Path:
     """Gather every step's rows into results.csv, then render the aggregate notebook to HTML."""
     import pandas as pd
 
@@ -205,6 +343,8 @@ def aggregate(grid: Grid, steps: list[Step], log=print) -> Path:
     df.to_csv(tmp, index=False)
     tmp.replace(report_dir / "results.csv")
     atomic_write_json(failures, report_dir / "failures.json")
+    skips = plan(grid)[1] if skips is None else skips
+    atomic_write_json([{"cell": sk.cell, "reason": sk.reason} for sk in skips], report_dir / "skipped.json")
     log(f"aggregate: {len(df)} result rows, {len(failures)} failed steps -> {report_dir / 'results.csv'}")
     render_report(report_dir, grid.name, log)
     return report_dir
@@ -229,9 +369,10 @@ def render_report(report_dir: Path, title: str, log=print) -> Path:
 
 
 def status(grid_path: str | Path) -> list[tuple[str, str]]:
-    """(step, state) for every step of a grid: done, failed, or pending."""
+    """(step, state) for every step of a grid: done, failed, or pending; then the skipped cells."""
     out = []
-    for s in expand(load_grid(grid_path)):
+    steps, skips = plan(load_grid(grid_path))
+    for s in steps:
         state = "done" if s.done else ("failed: " + read_json(s.error)["error"][:120] if s.error.exists() else "pending")
         out.append((s.name, state))
-    return out
+    return out + [(sk.cell, f"skipped: {sk.reason}") for sk in skips]
