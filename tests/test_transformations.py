@@ -122,3 +122,58 @@ def test_unknown_transformation_is_a_clear_error():
         DerivedLanguage("translit+flip", V)
     with pytest.raises(ValueError, match="fraction"):
         DerivedLanguage("translit1.5", V)
+
+
+# ---- corpus-level (batch) path: exactly the per-sentence output ---------------------------------
+corpora = st.lists(st.lists(st.integers(0, V - 1), min_size=0, max_size=60), min_size=0, max_size=25)
+TOKEN_LEVEL_SPECS = ["inv", "perm", "translit", "translit+inv", "translit+perm", "perm+translit", "inv+perm",
+                     "perm+perm", "translit0.5+perm+inv"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(corpora, st.sampled_from(TOKEN_LEVEL_SPECS), st.integers(0, 2**31))
+def test_transform_corpus_equals_per_sentence(corpus, spec, seed):
+    lang = DerivedLanguage(spec, V, seed=seed)
+    assert lang.transform_corpus(corpus) == [lang.transform_tokens(s) for s in corpus]
+
+
+def test_transform_corpus_long_and_repeated_sentences():
+    rng = np.random.default_rng(1)
+    corpus = [rng.integers(N_SPECIAL, V, size=n).tolist() for n in (0, 1, 2, 3, 300, 700, 2, 64, 65, 129)]
+    corpus += corpus[:5]  # identical sentences are permuted identically
+    for spec in ("perm", "translit+perm+inv"):
+        lang = DerivedLanguage(spec, V, seed=7)
+        assert lang.transform_corpus(corpus) == [lang.transform_tokens(s) for s in corpus]
+
+
+def test_permutation_batch_falls_back_when_draws_run_out(monkeypatch):
+    """With too few generator outputs per sentence the per-sentence function must take over, exactly."""
+    import xlt_helpers.transformations as tr
+
+    calls = {"n": 0}
+    real = tr.permute_order
+
+    def counting(n, seed):
+        calls["n"] += 1
+        return real(n, seed)
+
+    rng = np.random.default_rng(2)
+    corpus = [rng.integers(N_SPECIAL, V, size=n).tolist() for n in rng.integers(2, 80, size=200)]
+    lang = DerivedLanguage("perm", V, seed=3)
+    expected = [lang.transform_tokens(s) for s in corpus]
+    monkeypatch.setattr(tr, "permute_order", counting)
+    monkeypatch.setattr(tr, "PERM_EXTRA_DRAWS", -30)  # fewer draws than any shuffle of >16 tokens needs
+    assert lang.transform_corpus(corpus) == expected
+    assert calls["n"] > 50, "the fallback was not exercised"
+    calls["n"] = 0
+    monkeypatch.setattr(tr, "PERM_EXTRA_DRAWS", 16)
+    assert lang.transform_corpus(corpus) == expected
+    assert calls["n"] < 5, "the vectorised path should handle almost every sentence"
+
+
+def test_transform_corpus_word_level_steps_go_sentence_by_sentence():
+    corpus, words = [[10, 11, 12, 13, 14], [20, 21]], [[0, 0, 1, 2, 2], [0, 1]]
+    lang = DerivedLanguage("inv_word", V)
+    assert lang.transform_corpus(corpus, words) == [[13, 14, 12, 10, 11], [21, 20]]
+    with pytest.raises(ValueError, match="word_ids"):
+        lang.transform_corpus(corpus)

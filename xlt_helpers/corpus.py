@@ -57,7 +57,7 @@ def derive(derived: DerivedLanguage, encoded: Sequence[tuple[list[int], list[int
            words: Sequence[Sequence[str]], language: str, scale: Scale) -> list[list[int]]:
     """The derived corpus: every sentence transformed (parsed first if the transformation needs trees)."""
     trees = tree_parser(language, scale)(words) if derived.needs_trees else [None] * len(encoded)
-    return [list(derived(Segment(tuple(i), tuple(w), None, t)).tokens) for (i, w), t in zip(encoded, trees)]
+    return derived.transform_corpus([i for i, _ in encoded], [w for _, w in encoded], trees)
 
 
 def pretraining_tokenizer(languages: Sequence[str], scale: Scale) -> tuple[Tokenizer, list[list[str]]]:

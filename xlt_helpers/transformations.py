@@ -11,7 +11,9 @@ Transliteration has ``2V`` embeddings.
 """
 from __future__ import annotations
 
+import _random
 import hashlib
+import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, TypeVar
@@ -104,6 +106,84 @@ def transliterate(tokens: Sequence[int], table: np.ndarray) -> list[int]:
 
 
 # --------------------------------------------------------------------------------------------
+# The same functions on a whole corpus at once (pretraining data): one flat array of all tokens,
+# sentence ``s`` at ``flat[starts[s] : starts[s] + lengths[s]]``. A reordering returns a gather
+# index ``idx`` such that ``flat[idx]`` holds every sentence reordered exactly as the per-sentence
+# function reorders it (tests/test_transformations.py checks the equality).
+# --------------------------------------------------------------------------------------------
+def invert_index(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Gather index of Inversion applied to every sentence."""
+    total = int(lengths.sum())
+    return np.repeat(2 * starts + lengths - 1, lengths) - np.arange(total, dtype=np.int64)
+
+
+PERM_EXTRA_DRAWS = 16  # generator outputs drawn beyond 2(n-1) per sentence (a sentence needing more is redone alone)
+
+
+def permute_index(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray, seed: int) -> np.ndarray:
+    """Gather index of Permutation: ``permute(s, sentence_seed(seed, s))`` for every sentence ``s``.
+
+    ``random.Random(seed).shuffle`` is reproduced bit for bit: each sentence's generator is seeded by
+    CPython itself and its raw 32-bit outputs taken with one ``getrandbits`` call; the Fisher-Yates
+    swaps with ``_randbelow``'s rejection sampling (``getrandbits(k) = output >> (32 - k)``, redrawn
+    while ``>= i + 1``) then run for all sentences in lock-step with numpy. A sentence whose draws
+    run out is permuted by the per-sentence function instead. Seeding (CPython's init_by_array) is
+    the floor of the cost: a few microseconds per sentence.
+    """
+    flat = np.ascontiguousarray(flat, dtype=np.int64)
+    idx = np.arange(len(flat), dtype=np.int64)
+    rows = np.flatnonzero(lengths > 1)
+    if not len(rows):
+        return idx
+    rows = rows[np.argsort(-lengths[rows], kind="stable")]  # longest first: the rows still shuffling are a prefix
+    n, st = lengths[rows].astype(np.int64), starts[rows].astype(np.int64)
+    draws = np.maximum(2 * (n - 1) + PERM_EXTRA_DRAWS, 1)
+    buf = memoryview(flat).cast("B")
+    key = int(seed).to_bytes(8, "little", signed=True)
+    gen, reseed, getrandbits = _random.Random(), _random.Random.seed, _random.Random.getrandbits
+    blake, from_bytes = hashlib.blake2b, int.from_bytes
+    words = []
+    for s, k, d in zip(st.tolist(), n.tolist(), draws.tolist()):  # == sentence_seed + random.Random(seed)
+        reseed(gen, from_bytes(blake(buf[8 * s: 8 * (s + k)], digest_size=8, key=key).digest(), "little"))
+        words.append(getrandbits(gen, 32 * d).to_bytes(4 * d, "little"))
+    raw = np.frombuffer(b"".join(words), dtype="<u4").astype(np.int64)
+    end = np.cumsum(draws)
+    ptr = end - draws                      # next output of each sentence
+    last = len(raw) - 1
+    off = np.cumsum(n) - n                 # each sentence's slice of X
+    X = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(off, n)  # the orders being shuffled: 0..n-1
+    shift = np.array([32] + [32 - m.bit_length() for m in range(1, int(n[0]) + 1)], dtype=np.int64)
+    neg = -n
+    for t in range(int(n[0]) - 1):        # shuffle's loop: i = n-1-t down to 1, j = randbelow(i + 1)
+        a = int(np.searchsorted(neg, -(t + 2), side="right"))  # sentences with i >= 1
+        m = n[:a] - t                      # i + 1
+        sh = shift[m]
+        p = ptr[:a]
+        r = raw[p] >> sh
+        bad = np.flatnonzero(r >= m)
+        while len(bad):                    # rejection: draw again (stop at the end of a sentence's draws)
+            pb = np.minimum(p[bad] + 1, end[bad])
+            p[bad] = pb
+            rb = raw[np.minimum(pb, last)] >> sh[bad]
+            r[bad] = rb
+            bad = bad[(rb >= m[bad]) & (pb < end[bad])]
+        p += 1
+        fi, fj = off[:a] + m - 1, off[:a] + r
+        xi = X[fi]
+        X[fi] = X[fj]
+        X[fj] = xi
+    ok = ptr <= end                        # every output read was the sentence's own
+    pos = np.arange(len(X), dtype=np.int64) - np.repeat(off, n)
+    base = np.repeat(st, n)
+    keep = np.repeat(ok, n)
+    idx[(base + pos)[keep]] = (base + X)[keep]
+    for r_ in np.flatnonzero(~ok).tolist():
+        s, k = int(st[r_]), int(n[r_])
+        idx[s:s + k] = s + np.asarray(permute_order(k, sentence_seed(seed, flat[s:s + k].tolist())), dtype=np.int64)
+    return idx
+
+
+# --------------------------------------------------------------------------------------------
 # Composable derived languages
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -137,6 +217,14 @@ class Step:
     order: Callable[[Segment], list[int]] | None = None  # reorderings
     table: np.ndarray | None = field(default=None, compare=False)  # transliteration
     needs_tree: bool = False  # the order is computed from the segment's dependency tree (Syntax)
+    # token-level reorderings only: (flat, starts, lengths) -> gather index over a whole corpus
+    corpus_order: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = field(default=None,
+                                                                                          compare=False)
+
+    @property
+    def corpus_level(self) -> bool:
+        """Whether ``DerivedLanguage.transform_corpus`` can run this step on a whole corpus at once."""
+        return self.table is not None or self.corpus_order is not None
 
     def __call__(self, seg: Segment) -> Segment:
         if self.table is not None:
@@ -172,7 +260,8 @@ def _require_words(seg: Segment, name: str) -> tuple[int, ...]:
 @register("inv")
 def _inversion(name: str, vocab_size: int, seed: int, shift_special: bool) -> Step:
     if name == "inv":
-        return Step(name, order=lambda s: invert_order(len(s.tokens)))
+        return Step(name, order=lambda s: invert_order(len(s.tokens)),
+                    corpus_order=lambda flat, starts, lengths: invert_index(starts, lengths))
     if name == "inv_word":
         def order(s: Segment) -> list[int]:
             words = _require_words(s, name)
@@ -184,7 +273,8 @@ def _inversion(name: str, vocab_size: int, seed: int, shift_special: bool) -> St
 @register("perm")
 def _permutation(name: str, vocab_size: int, seed: int, shift_special: bool) -> Step:
     if name == "perm":
-        return Step(name, order=lambda s: permute_order(len(s.tokens), sentence_seed(seed, s.tokens)))
+        return Step(name, order=lambda s: permute_order(len(s.tokens), sentence_seed(seed, s.tokens)),
+                    corpus_order=lambda flat, starts, lengths: permute_index(flat, starts, lengths, seed))
     if name == "perm_word":
         def order(s: Segment) -> list[int]:
             words = list(dict.fromkeys(_require_words(s, name)))
@@ -306,6 +396,26 @@ class DerivedLanguage:
     def transform_tokens(self, tokens: Sequence[int]) -> list[int]:
         """Transform a bare token sequence (pretraining text)."""
         return list(self(Segment(tuple(tokens))).tokens)
+
+    def transform_corpus(self, sentences: Sequence[Sequence[int]], word_ids: Sequence[Sequence[int]] | None = None,
+                         trees: Sequence[object] | None = None) -> list[list[int]]:
+        """The tokens of every sentence transformed: ``[transform_tokens(s) for s in sentences]``, fast.
+
+        Compositions of token-level steps (inv, perm, translit*) run on the whole corpus at once and
+        give exactly the per-sentence output. Word- or tree-level steps (``inv_word``, ``perm_word``,
+        ``syntax:``) go sentence by sentence through ``Segment(tokens, word_ids[k], None, trees[k])``.
+        """
+        if not all(st.corpus_level for st in self.steps):
+            return [list(self(Segment(tuple(s), None if word_ids is None else tuple(word_ids[k]), None,
+                                      None if trees is None else trees[k])).tokens)
+                    for k, s in enumerate(sentences)]
+        lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
+        flat = np.fromiter(itertools.chain.from_iterable(sentences), dtype=np.int64, count=int(lengths.sum()))
+        starts = np.cumsum(lengths) - lengths
+        for st in self.steps:
+            flat = st.table[flat] if st.table is not None else flat[st.corpus_order(flat, starts, lengths)]
+        out = flat.tolist()
+        return [out[a:a + n] for a, n in zip(starts.tolist(), lengths.tolist())]
 
     def __repr__(self) -> str:
         return f"DerivedLanguage({self.spec!r}, V={self.vocab_size}, seed={self.seed})"
