@@ -89,3 +89,28 @@ def test_alignment_at_1_counts_twins():
     assert alignment_at_1(a, a, torch.tensor([0, 1, 2])) == 1.0
     assert alignment_at_1(a, a, torch.tensor([1, 1, 0])) == pytest.approx(1 / 3)
     assert np.isclose(alignment_at_1(a, a[[2, 0, 1]], torch.tensor([1, 2, 0])), 1.0)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.3, 1.0, 100.0])
+def test_alignment_at_1_equals_brute_force_nearest_neighbours(noise):
+    """Elimination by blocks gives the brute-force P@1, from perfectly aligned to unrelated embeddings."""
+    from xlt_helpers.alignment import nearest_neighbours
+
+    g = torch.Generator().manual_seed(1)
+    n, m, d = 1500, 3000, 8                            # several candidate blocks, low d: many near neighbours
+    derived = torch.randn(m, d, generator=g)
+    twin = torch.randperm(m, generator=g)[:n]
+    orig = derived[twin] + noise * torch.randn(n, d, generator=g)
+    brute = float((nearest_neighbours(orig, derived, chunk=256) == twin).float().mean())
+    assert alignment_at_1(orig, derived, twin) == brute
+    if noise == 0.0:
+        assert brute == 1.0
+    if noise == 100.0:
+        assert brute < 0.01
+
+
+def test_alignment_at_1_ties_go_to_the_lower_index_as_in_argmax():
+    derived = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])   # rows 0 and 1 identical
+    q = torch.tensor([[2.0, 0.0], [3.0, 0.0], [0.0, 1.0]])
+    assert alignment_at_1(q, derived, torch.tensor([0, 1, 2])) == pytest.approx(2 / 3)  # twin 1 loses to row 0
+    assert alignment_at_1(q, derived, torch.tensor([0, 0, 2])) == 1.0
