@@ -1,4 +1,5 @@
 """Pretraining: packing, masking, resumption after a kill, determinism."""
+import json
 import numpy as np
 import pytest
 import torch
@@ -118,3 +119,72 @@ def test_corpus_settings(tmp_path, monkeypatch):
         build_pretraining_data("en", "inv", scale, 0, derived_fraction=0.0)
     with pytest.raises(ValueError, match="unknown corpus setting"):
         build_pretraining_data("en", "inv", scale, 0, setting="shuffled")
+
+
+def test_fast_masked_lm_matches_the_transformers_forward():
+    """mlm_loss's own layer loop (SDPA, last layer only at the masked positions) computes the HF model's numbers."""
+    from xlt_helpers.model import build_mlm, masked_hidden_states, mlm_loss
+    from xlt_helpers.scales import get_scale
+    from xlt_helpers.transformations import PAD
+
+    scale = get_scale("test", layers=3, hidden=32, heads=4, ffn=64, seq_len=24, dropout=0.0)
+    model = build_mlm(scale, 40, seed=0).eval()
+    gen = torch.Generator().manual_seed(0)
+    blocks = torch.randint(N_SPECIAL, 80, (6, 24), generator=gen)
+    blocks[:, 0] = BOS
+    blocks[2, 15:] = PAD                        # padding shifts RoBERTa's position ids
+    langs, tables = torch.zeros(6, dtype=torch.long), torch.arange(80)[None]
+    inputs, pos, targets = mask_tokens(blocks, langs, tables, 80, gen, prob=0.3)
+    pos = pos[(pos // 24) != 4]                 # a row without any masked position
+    targets = blocks.view(-1)[pos]
+    ref_hidden = model.roberta(input_ids=inputs).last_hidden_state.reshape(-1, 32)[pos]
+    torch.testing.assert_close(masked_hidden_states(model, inputs, pos), ref_hidden, rtol=1e-5, atol=1e-5)
+    shuffled = pos[torch.randperm(len(pos), generator=gen)]   # any order of positions, not only mask_tokens'
+    torch.testing.assert_close(masked_hidden_states(model, inputs, shuffled),
+                               model.roberta(input_ids=inputs).last_hidden_state.reshape(-1, 32)[shuffled],
+                               rtol=1e-5, atol=1e-5)
+    labels = torch.full((6 * 24,), -100)
+    labels[pos] = targets
+    ref = model(input_ids=inputs, labels=labels.view(6, 24)).loss
+    loss = mlm_loss(model, inputs, pos, targets)
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-6)
+    # and the same gradients (the fast path trains the same model)
+    ref_grads = torch.autograd.grad(ref, list(model.parameters()))
+    grads = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
+    for (name, _), g, r in zip(model.named_parameters(), grads, ref_grads):
+        torch.testing.assert_close(g if g is not None else torch.zeros_like(r), r, rtol=1e-4, atol=1e-6, msg=name)
+
+
+_DDP_SCRIPT = """
+import sys
+from xlt_helpers.pretrain import PretrainConfig, pretrain
+pretrain(PretrainConfig(language="en", transformation="translit", scale="test", seed=0, out_dir=sys.argv[1],
+                        progress=False, overrides={"steps": 3, "dropout": 0.0}))
+"""
+
+
+def test_two_process_data_parallel_equals_one_process(tmp_path, monkeypatch):
+    """torchrun --nproc_per_node=2 on gloo: each rank half of every batch, the same model as one process."""
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
+    one = pretrain(PretrainConfig(language="en", transformation="translit", scale="test", seed=0,
+                                  out_dir=str(tmp_path / "one"), progress=False,
+                                  overrides={"steps": 3, "dropout": 0.0}))
+    script = tmp_path / "ddp.py"
+    script.write_text(_DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script), str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = json.loads((tmp_path / "two" / "model" / "xlt_meta.json").read_text())
+    assert meta["world_size"] == 2
+    assert meta["final_loss"] == pytest.approx(one["final_loss"], rel=1e-5)
+    log = (tmp_path / "two" / "loss_log.csv").read_text().splitlines()
+    assert len(log) == 4, "only rank 0 writes the log"
+    a = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=False)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6, msg=k)

@@ -63,11 +63,127 @@ def mask_tokens(blocks: torch.Tensor, langs: torch.Tensor, vocab_tables: torch.T
 
 def mlm_loss(model: RobertaForMaskedLM, inputs: torch.Tensor, positions: torch.Tensor,
              targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the masked positions only: the output layer never sees the other 85%."""
-    hidden = model.roberta(input_ids=inputs).last_hidden_state
-    picked = hidden.reshape(-1, hidden.shape[-1])[positions]
+    """Cross-entropy of the masked positions only: the output layer never sees the other 85%.
+
+    ``positions`` are flat indices into ``inputs`` (row-major, as ``mask_tokens`` returns them); they may
+    stay on the CPU when ``inputs`` is on a GPU (the per-row bookkeeping is then done without a sync).
+    """
+    picked = masked_hidden_states(model, inputs, positions)
     logits = model.lm_head(picked)
-    return F.cross_entropy(logits.float(), targets)
+    return F.cross_entropy(logits.float(), targets.to(logits.device))
+
+
+def masked_hidden_states(model: RobertaForMaskedLM, inputs: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """The encoder's last hidden states at the flat ``positions`` of ``inputs``: ``(len(positions), hidden)``.
+
+    The same numbers as ``model.roberta(input_ids=inputs).last_hidden_state.view(-1, hidden)[positions]``
+    (tests/test_pretrain.py checks it), computed faster: the layers are called through their weights
+    with ``scaled_dot_product_attention`` (no attention mask, as the plain forward without one), and the
+    LAST layer computes queries, attention output and feed-forward only at the chosen positions (its
+    keys and values still cover every position), which is exact because nothing else reads them.
+    Models this path does not cover (other attention or position types) go through the plain forward.
+    """
+    if not _fast_path_ok(model):
+        hidden = model.roberta(input_ids=inputs).last_hidden_state
+        return hidden.reshape(-1, hidden.shape[-1])[positions.to(hidden.device)]
+    cfg, rb = model.config, model.roberta
+    B, L = inputs.shape
+    h = _embed(rb.embeddings, inputs, cfg.hidden_dropout_prob if model.training else 0.0)
+    layers = rb.encoder.layer
+    full_layer = getattr(model, "_xlt_layer_fn", None) or _encoder_layer
+    for layer in layers[:-1]:
+        h = full_layer(layer, h, cfg, model.training)
+    rows, rank, grid = _query_grid(positions, B, L)
+    dev = inputs.device
+    rows, rank, grid = rows.to(dev, non_blocking=True), rank.to(dev, non_blocking=True), grid.to(dev, non_blocking=True)
+    out = _encoder_layer(layers[-1], h, cfg, model.training, query_cols=grid)
+    return out[rows, rank]
+
+
+def compile_requested(flag: bool | None = None) -> bool:
+    """Whether to ``torch.compile``: an explicit flag wins, else ``$XLT_COMPILE=1``."""
+    return bool(flag) if flag is not None else os.environ.get("XLT_COMPILE", "0") not in ("", "0")
+
+
+def compile_layers(model: RobertaForMaskedLM) -> RobertaForMaskedLM:
+    """Opt-in ``torch.compile`` of the encoder layers that ``mlm_loss`` runs over every position.
+
+    Fixed shapes, so one compilation serves the whole run (it costs ~30-60 s on CPU; see
+    benchmarks/README.md for whether it pays off). The last layer (its number of query positions
+    changes every step) and the output layer stay eager.
+    """
+    model._xlt_layer_fn = torch.compile(_encoder_layer, dynamic=False)
+    return model
+
+
+def _fast_path_ok(model) -> bool:
+    cfg = getattr(model, "config", None)
+    return (isinstance(model, RobertaForMaskedLM) and cfg.hidden_act == "gelu" and not cfg.is_decoder
+            and getattr(cfg, "position_embedding_type", None) in (None, "absolute")
+            and not getattr(cfg, "chunk_size_feed_forward", 0) and len(model.roberta.encoder.layer) > 0)
+
+
+def _query_grid(positions: torch.Tensor, B: int, L: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-row layout of the chosen flat positions: row, rank within the row, and a (B, K) column grid.
+
+    ``grid[r, :n_r]`` holds the chosen columns of row ``r``; shorter rows are padded with column 0
+    (computed, then discarded). ``out[rows, rank]`` gives the positions back in their given order.
+    """
+    positions = positions.long()
+    rows = positions // L
+    order = None
+    if len(positions) > 1 and not bool((positions[1:] >= positions[:-1]).all()):
+        order = torch.argsort(positions, stable=True)      # mask_tokens gives them sorted; others may not
+        positions = positions[order]
+    srows, cols = positions // L, positions % L
+    counts = torch.bincount(srows, minlength=B)
+    K = max(1, int(counts.max())) if len(positions) else 1
+    start = torch.cumsum(counts, 0) - counts
+    srank = torch.arange(len(positions), device=positions.device) - start[srows]
+    grid = torch.zeros(B, K, dtype=torch.long, device=positions.device)
+    grid[srows, srank] = cols
+    if order is None:
+        return rows, srank, grid
+    rank = torch.empty_like(srank)
+    rank[order] = srank
+    return rows, rank, grid
+
+
+def _embed(emb, inputs: torch.Tensor, p: float) -> torch.Tensor:
+    """RobertaEmbeddings.forward without token types or given positions (ids from the padding mask)."""
+    pad = emb.padding_idx
+    nonpad = inputs.ne(pad).int()
+    pos_ids = (torch.cumsum(nonpad, dim=1).type_as(nonpad) * nonpad).long() + pad
+    x = emb.word_embeddings(inputs) + emb.token_type_embeddings.weight[0] + emb.position_embeddings(pos_ids)
+    ln = emb.LayerNorm
+    return F.dropout(F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps), p, p > 0)
+
+
+def _encoder_layer(layer, h: torch.Tensor, cfg, training: bool, query_cols: torch.Tensor | None = None) -> torch.Tensor:
+    """One RobertaLayer (post-LN) through its weights; with ``query_cols`` (B, K) only those positions."""
+    B, L, D = h.shape
+    H = cfg.num_attention_heads
+    hd = D // H
+    p_hidden = cfg.hidden_dropout_prob if training else 0.0
+    p_attn = cfg.attention_probs_dropout_prob if training else 0.0
+    sa, so = layer.attention.self, layer.attention.output
+    if query_cols is None:
+        qkv = F.linear(h, torch.cat([sa.query.weight, sa.key.weight, sa.value.weight]),
+                       torch.cat([sa.query.bias, sa.key.bias, sa.value.bias]))
+        q, k, v = qkv.view(B, L, 3, H, hd).permute(2, 0, 3, 1, 4).unbind(0)
+    else:
+        kv = F.linear(h, torch.cat([sa.key.weight, sa.value.weight]), torch.cat([sa.key.bias, sa.value.bias]))
+        k, v = kv.view(B, L, 2, H, hd).permute(2, 0, 3, 1, 4).unbind(0)
+        h = torch.gather(h, 1, query_cols.unsqueeze(-1).expand(-1, -1, D))
+        q = F.linear(h, sa.query.weight, sa.query.bias).view(B, -1, H, hd).transpose(1, 2)
+    a = F.scaled_dot_product_attention(q, k, v, dropout_p=p_attn, scale=sa.scaling)
+    a = a.transpose(1, 2).reshape(B, -1, D)
+    a = F.dropout(F.linear(a, so.dense.weight, so.dense.bias), p_hidden, p_hidden > 0)
+    h = F.layer_norm(a + h, (D,), so.LayerNorm.weight, so.LayerNorm.bias, so.LayerNorm.eps)
+    f = F.gelu(F.linear(h, layer.intermediate.dense.weight, layer.intermediate.dense.bias))
+    out = layer.output
+    f = F.dropout(F.linear(f, out.dense.weight, out.dense.bias), p_hidden, p_hidden > 0)
+    return F.layer_norm(f + h, (D,), out.LayerNorm.weight, out.LayerNorm.bias, out.LayerNorm.eps)
 
 
 def pick_device(device: str = "auto") -> torch.device:
