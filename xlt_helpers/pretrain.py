@@ -57,7 +57,7 @@ def batch_indices(step: int, batch_size: int, n_blocks: int, seed: int) -> np.nd
     return idx
 
 
-class _MaskedLM(torch.nn.Module):
+class MaskedLMLoss(torch.nn.Module):
     """``mlm_loss`` as a module, so DistributedDataParallel can wrap it (its forward drives DDP's hooks)."""
 
     def __init__(self, model: torch.nn.Module):
@@ -66,6 +66,48 @@ class _MaskedLM(torch.nn.Module):
 
     def forward(self, inputs: torch.Tensor, positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return mlm_loss(self.model, inputs, positions, targets)
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.AdamW:
+    """RoBERTa's AdamW (betas 0.9/0.98, eps 1e-6, weight decay 0.01), fused into one kernel for all
+    parameters on CPU as on GPU (the default per-tensor loop cost ~5% of a CPU step)."""
+    return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01,
+                             fused=device.type in ("cuda", "cpu"))
+
+
+def train_step(net: torch.nn.Module, model: torch.nn.Module, opt: torch.optim.Optimizer, inputs: torch.Tensor,
+               positions: torch.Tensor, targets: torch.Tensor, device: torch.device, grad_accum: int = 1,
+               rank: int = 0, world: int = 1) -> float:
+    """One optimizer step on a masked batch (``mask_tokens``'s output, on the CPU); returns its loss.
+
+    ``net`` is ``MaskedLMLoss(model)`` (or its DistributedDataParallel wrapper). Rank ``rank`` of ``world``
+    takes its slice of the rows in ``grad_accum`` micro-batches; the loss is the mean over all the
+    batch's masked positions whatever the split.
+    """
+    B, L = inputs.shape
+    rows_per_rank = B // world
+    micro = rows_per_rank // grad_accum
+    n_total = max(1, len(positions))
+    loss_part = torch.zeros((), device=device)
+    for m in range(grad_accum):
+        lo_row = rank * rows_per_rank + m * micro
+        lo, hi = lo_row * L, (lo_row + micro) * L
+        sel = (positions >= lo) & (positions < hi)
+        n_sel = int(sel.sum())
+        sub_in = inputs[lo_row: lo_row + micro].to(device, non_blocking=True)
+        sync = world == 1 or m == grad_accum - 1
+        with (contextlib.nullcontext() if sync else net.no_sync()), autocast(device):
+            # positions stay on the CPU: mlm_loss lays them out per row without a device sync
+            loss = net(sub_in, positions[sel] - lo, targets[sel].to(device, non_blocking=True))
+        # weight = this micro-batch's share of the step's masked positions (times world: DDP averages)
+        (loss * (n_sel * world / n_total)).backward()
+        loss_part += loss.detach().float() * (n_sel / n_total)
+    if world > 1:
+        dist.all_reduce(loss_part)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return float(loss_part)
 
 
 def _distributed(device_arg: str) -> tuple[int, int, torch.device | None]:
@@ -112,7 +154,8 @@ def pretrain(cfg: PretrainConfig) -> dict:
     if world > 1 and not main:
         dist.barrier()  # rank 0 trains and caches the tokenizer first
     tok, data = build_pretraining_data(cfg.language, cfg.transformation, scale, cfg.seed,
-                                       cfg.corpus_setting, cfg.shift_special, cfg.second_language)
+                                       cfg.corpus_setting, cfg.shift_special, cfg.second_language,
+                                       derived_fraction=cfg.derived_fraction)
     if world > 1 and main:
         dist.barrier()
     V = data.vocab_size
@@ -124,9 +167,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
     model = build_mlm(scale, V, cfg.seed).to(device)
     if compile_requested(cfg.compile):
         compile_layers(model)
-    # fused AdamW: one kernel for all parameters, on CPU as on GPU (the per-tensor loop cost ~5% of a CPU step)
-    opt = torch.optim.AdamW(model.parameters(), lr=scale.lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01,
-                            fused=device.type in ("cuda", "cpu"))
+    opt = make_optimizer(model, scale.lr, device)
     step = 0
     ckpt_path = out / "checkpoint.pt"
     log_path = out / "loss_log.csv"
@@ -148,16 +189,13 @@ def pretrain(cfg: PretrainConfig) -> dict:
         torch.manual_seed(cfg.seed * 1_000_003 + 7919 * rank)  # independent dropout on every rank
     if main:
         _truncate_log(log_path, step)
-    net: torch.nn.Module = _MaskedLM(model)
+    net: torch.nn.Module = MaskedLMLoss(model)
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
     # ---- training loop --------------------------------------------------------------------------
     model.train()
-    rows_per_rank = scale.batch_size // world
-    micro = rows_per_rank // scale.grad_accum
-    L = scale.seq_len
-    tokens_per_step = scale.batch_size * L
+    tokens_per_step = scale.batch_size * scale.seq_len
     bar = tqdm(total=scale.steps, initial=step, desc=f"pretrain {cfg.language}/{cfg.transformation or 'mono'}",
                disable=not (cfg.progress and main), mininterval=2.0)
     t0, steps_timed = time.perf_counter(), 0
@@ -173,27 +211,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
             idx = torch.from_numpy(batch_indices(step, scale.batch_size, len(blocks), cfg.seed))
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # masking reproducible per step
             inputs, positions, targets = mask_tokens(blocks[idx], langs[idx], tables, V, gen)
-            n_total = max(1, len(positions))
-            loss_part = torch.zeros((), device=device)
-            for m in range(scale.grad_accum):
-                lo_row = rank * rows_per_rank + m * micro
-                lo, hi = lo_row * L, (lo_row + micro) * L
-                sel = (positions >= lo) & (positions < hi)
-                n_sel = int(sel.sum())
-                sub_in = inputs[lo_row: lo_row + micro].to(device, non_blocking=True)
-                sync = world == 1 or m == scale.grad_accum - 1
-                with (contextlib.nullcontext() if sync else net.no_sync()), autocast(device):
-                    # positions stay on the CPU: mlm_loss lays them out per row without a device sync
-                    loss = net(sub_in, positions[sel] - lo, targets[sel].to(device, non_blocking=True))
-                # weight = this micro-batch's share of the step's masked positions (times world: DDP averages)
-                (loss * (n_sel * world / n_total)).backward()
-                loss_part += loss.detach().float() * (n_sel / n_total)
-            if world > 1:
-                dist.all_reduce(loss_part)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            loss_sum = float(loss_part)
+            loss_sum = train_step(net, model, opt, inputs, positions, targets, device, scale.grad_accum, rank, world)
             step += 1
             steps_timed += 1
             tps = steps_timed * tokens_per_step / (time.perf_counter() - t0)
