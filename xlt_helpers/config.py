@@ -12,6 +12,11 @@ if os.environ.get("XLT_ONLINE") != "1":
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# OpenMP threads that wait at a barrier sleep instead of spinning. On a shared machine (more runnable
+# threads than cores) a spinning thread burns the time its descheduled partner needs: measured on the
+# 2-core runners under load, training steps ran ~1.7x and a 512x512 SVD up to 100x faster with PASSIVE
+# (benchmarks/README.md). Takes effect only if torch is imported after xlt_helpers; $OMP_WAIT_POLICY wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def data_dir() -> Path:
