@@ -121,8 +121,14 @@ class Step:
 
 
 def _model_dir(grid: Grid, lang: str, transformation: str, seed: int) -> Path:
-    opts = {k: v for k, v in sorted(grid.options.items())}
-    key = f"seed{seed}" + (f"_{fingerprint([opts, grid.overrides])}" if opts or grid.overrides else "")
+    """Keyed by everything that changes the numbers: the full scale (after overrides) and the options.
+
+    Changing a scale's definition therefore never silently reuses results computed under the old one.
+    """
+    from .scales import get_scale
+
+    scale = get_scale(grid.scale, **grid.overrides).to_dict()
+    key = f"seed{seed}_{fingerprint([scale, dict(sorted(grid.options.items()))])}"
     return runs_dir() / grid.scale / lang / transformation_dirname(transformation) / key
 
 

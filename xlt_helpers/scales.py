@@ -50,8 +50,8 @@ SCALES: dict[str, Scale] = {
                   parser_sentences=150, parser_iterations=1),
     # a few CPU minutes per model; small vocabulary and model so that transfer emerges quickly (README)
     "demo": Scale("demo", vocab_size=2000, pretrain_sentences=20000, layers=4, hidden=64, heads=4, ffn=256,
-                  seq_len=128, batch_size=32, steps=2500, lr=2e-3, warmup=150, checkpoint_every=250, dropout=0.0,
-                  ft_train_examples=3000, ft_test_examples=1000, ft_epochs=2, ft_batch_size=32, ft_lr=1e-3,
+                  seq_len=128, batch_size=32, steps=2000, lr=2e-3, warmup=150, checkpoint_every=250, dropout=0.0,
+                  ft_train_examples=3000, ft_test_examples=1000, ft_epochs=3, ft_batch_size=32, ft_lr=2e-3,
                   ft_max_len=128),
     # Deshpande et al. (2022): 8 layers, hidden 512, 8 heads, FFN 2048, sequence 512, batch 128, 500k steps
     "paper": Scale("paper", vocab_size=40000, pretrain_sentences=None, layers=8, hidden=512, heads=8, ffn=2048,
