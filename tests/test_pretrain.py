@@ -188,3 +188,19 @@ def test_two_process_data_parallel_equals_one_process(tmp_path, monkeypatch):
     b = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=False)["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+def test_cpu_dropout_rate_scale_and_gradient():
+    from xlt_helpers.model import dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(400, 1000, requires_grad=True)
+    y = dropout(x, 0.1)
+    kept = y != 0
+    assert 0.898 < kept.float().mean() < 0.902
+    scale = y.detach()[kept].unique()
+    assert len(scale) == 1 and abs(float(scale) * float(kept.float().mean()) - 1) < 0.003  # E[y] = x
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())             # gradient = the same mask times the scale
+    assert dropout(x, 0.0) is x
+    assert not torch.equal(dropout(x, 0.5), dropout(x, 0.5))  # a fresh mask every call

@@ -156,7 +156,49 @@ def _embed(emb, inputs: torch.Tensor, p: float) -> torch.Tensor:
     pos_ids = (torch.cumsum(nonpad, dim=1).type_as(nonpad) * nonpad).long() + pad
     x = emb.word_embeddings(inputs) + emb.token_type_embeddings.weight[0] + emb.position_embeddings(pos_ids)
     ln = emb.LayerNorm
-    return F.dropout(F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps), p, p > 0)
+    return dropout(F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps), p)
+
+
+class _KeepMask(torch.autograd.Function):
+    """``x * keep * scale`` saving only the boolean mask (as ``nn.Dropout`` does)."""
+
+    @staticmethod
+    def forward(ctx, x, keep, scale):
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return torch.ops.aten.native_dropout_backward(x, keep, scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (keep,) = ctx.saved_tensors
+        return torch.ops.aten.native_dropout_backward(grad, keep, ctx.scale), None, None
+
+
+def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Dropout with probability ``p`` (no-op for ``p == 0``).
+
+    On GPU this is ``F.dropout``. On CPU the keep mask comes from 15-bit uniforms, four per 64-bit draw
+    of the generator, instead of one Bernoulli draw per element (which cost ~15% of a training step):
+    an element is kept with probability ``round((1 - p) * 2**15) / 2**15`` (0.1 -> 0.1000061) and scaled
+    by its inverse, so the expected output is exactly ``x``.
+    """
+    if p <= 0:
+        return x
+    if x.device.type != "cpu" or p >= 1:
+        return F.dropout(x, p, True)
+    threshold = round((1 - p) * 32768)
+    n = x.numel()
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:n]
+    keep = (bits & 0x7FFF).lt_(threshold).view(x.shape)
+    return _KeepMask.apply(x, keep, 32768.0 / threshold)
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: float, scale: float) -> torch.Tensor:
+    """Softmax attention without a mask; attention-probability dropout ``p`` through ``dropout`` on CPU."""
+    if p <= 0 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=p, scale=scale)
+    probs = torch.matmul(q * scale, k.transpose(-1, -2)).softmax(-1)
+    return torch.matmul(dropout(probs, p), v)
 
 
 def _encoder_layer(layer, h: torch.Tensor, cfg, training: bool, query_cols: torch.Tensor | None = None) -> torch.Tensor:
@@ -176,13 +218,13 @@ def _encoder_layer(layer, h: torch.Tensor, cfg, training: bool, query_cols: torc
         k, v = kv.view(B, L, 2, H, hd).permute(2, 0, 3, 1, 4).unbind(0)
         h = torch.gather(h, 1, query_cols.unsqueeze(-1).expand(-1, -1, D))
         q = F.linear(h, sa.query.weight, sa.query.bias).view(B, -1, H, hd).transpose(1, 2)
-    a = F.scaled_dot_product_attention(q, k, v, dropout_p=p_attn, scale=sa.scaling)
+    a = _attention(q, k, v, p_attn, sa.scaling)
     a = a.transpose(1, 2).reshape(B, -1, D)
-    a = F.dropout(F.linear(a, so.dense.weight, so.dense.bias), p_hidden, p_hidden > 0)
+    a = dropout(F.linear(a, so.dense.weight, so.dense.bias), p_hidden)
     h = F.layer_norm(a + h, (D,), so.LayerNorm.weight, so.LayerNorm.bias, so.LayerNorm.eps)
     f = F.gelu(F.linear(h, layer.intermediate.dense.weight, layer.intermediate.dense.bias))
     out = layer.output
-    f = F.dropout(F.linear(f, out.dense.weight, out.dense.bias), p_hidden, p_hidden > 0)
+    f = dropout(F.linear(f, out.dense.weight, out.dense.bias), p_hidden)
     return F.layer_norm(f + h, (D,), out.LayerNorm.weight, out.LayerNorm.bias, out.LayerNorm.eps)
 
 
@@ -193,9 +235,15 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on GPU; full precision on CPU (bf16 matmuls are slower than fp32 on most CPUs)."""
+    """bf16 autocast on GPU; full precision on CPU unless ``$XLT_CPU_BF16=1``.
+
+    bf16 matmuls are slower than fp32 on CPUs without bf16 units; on CPUs with them (avx512_bf16, AMX)
+    they run ~2x fp32 (benchmarks/README.md), hence the opt-in.
+    """
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and os.environ.get("XLT_CPU_BF16", "0") not in ("", "0"):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
