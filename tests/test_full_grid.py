@@ -17,6 +17,14 @@ GRIDS = REPO_ROOT / "papermill_runs" / "grids"
 FULL_TEST = GRIDS / "full_test.yaml"
 
 
+def find(steps, kind, language, transformation=None, task=None, target=None):
+    """The one step of ``kind`` with these parameters (folder names carry a scale hash: match on params)."""
+    [step] = [s for s in steps if s.kind == kind and s.params["language"] == language
+              and s.params.get("transformation") == transformation and s.params.get("task") == task
+              and s.params.get("target_language") == target]
+    return step
+
+
 def test_full_test_grid_expansion(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
     grid = runner.load_grid(FULL_TEST)
@@ -39,11 +47,12 @@ def test_full_test_grid_expansion(tmp_path, monkeypatch):
     assert not any(s.params.get("task") == "qa" and s.params["language"] == "fr" for s in steps)
     assert not any(s.params.get("task") == "qa" and s.params.get("transformation") == "perm" for s in steps)
     # a natural pair: pretrained on both languages, MZ from the first language's monolingual fine-tune
-    pair_qa = next(s for s in steps if s.name.endswith("en-ar/pair/seed0/transfer_qa"))
-    assert pair_qa.params["target_language"] == "ar" and pair_qa.params["language"] == "en"
+    pair_qa = find(steps, "transfer", "en", "pair", "qa", "ar")
+    assert "/en-ar/pair/" in str(pair_qa.out_dir)
     assert pair_qa.deps[0].params["options"] == {"second_language": "ar"}
-    assert pair_qa.deps[1].name.endswith("en/mono/seed0/finetune_qa")
-    ar_hi = [s.params.get("task") for s in steps if "/ar-hi/" in f"/{s.name}" and s.kind == "transfer"]
+    assert pair_qa.deps[1] is find(steps, "finetune_mono", "en", None, "qa")
+    ar_hi = [s.params.get("task") for s in steps if s.kind == "transfer" and s.params.get("target_language") == "hi"
+             and s.params["language"] == "ar"]
     assert sorted(ar_hi) == ["ner", "pos", "qa", "xnli"]  # ar trains QA on MLQA, hi tests on XQuAD
 
 
@@ -74,10 +83,8 @@ def subset_report(shared_runs):
     """QA and retrieval for en / translit+inv and for the natural pair en-ar, through every notebook."""
     grid = runner.load_grid(FULL_TEST)
     steps, skips = runner.plan(grid)
-    wanted = [s for s in steps if s.name.endswith(("en/translit_then_inv/seed0/transfer_qa",
-                                                   "en/translit_then_inv/seed0/retrieval",
-                                                   "en-ar/pair/seed0/transfer_qa", "en-ar/pair/seed0/retrieval"))]
-    assert len(wanted) == 4
+    wanted = [find(steps, "transfer", "en", "translit+inv", "qa"), find(steps, "retrieval", "en", "translit+inv"),
+              find(steps, "transfer", "en", "pair", "qa", "ar"), find(steps, "retrieval", "en", None, None, "ar")]
     subset = runner.with_dependencies(wanted)
     runner.run_steps([s for s in subset if not s.done], log=lambda *a: None)
     return runner.aggregate(grid, subset, log=lambda *a: None, skips=skips)
