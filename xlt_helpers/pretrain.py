@@ -191,7 +191,8 @@ def pretrain(cfg: PretrainConfig) -> dict:
         _truncate_log(log_path, step)
     net: torch.nn.Module = MaskedLMLoss(model)
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None)
 
     # ---- training loop --------------------------------------------------------------------------
     model.train()
