@@ -181,6 +181,32 @@ def read_xnli_tsv(path: str | Path, max_examples: int | None = None) -> list[NLI
     return out
 
 
+def _tagged_sentences(path: Path, max_examples: int | None,
+                      parse_line: Callable[[int, str], tuple[str, str] | None]) -> list[TaggedSentence]:
+    """Group ``(word, tag)`` lines into sentences at blank lines; ``parse_line`` validates one line
+    (raising DataFormatError) and returns None for lines that carry no word (comments, ranges)."""
+    out: list[TaggedSentence] = []
+    if max_examples == 0:
+        return out
+    words: list[str] = []
+    tags: list[str] = []
+    for lineno, line in _lines(path):
+        if not line.strip():
+            if words:
+                out.append(TaggedSentence(tuple(words), tuple(tags)))
+                words, tags = [], []
+                if max_examples is not None and len(out) >= max_examples:
+                    return out
+            continue
+        parsed = parse_line(lineno, line)
+        if parsed is not None:
+            words.append(_norm(parsed[0]))
+            tags.append(parsed[1])
+    if words:
+        out.append(TaggedSentence(tuple(words), tuple(tags)))
+    return out
+
+
 def read_token_tsv(
     path: str | Path,
     labels: Iterable[str],
@@ -197,19 +223,8 @@ def read_token_tsv(
     path = Path(path)
     valid = frozenset(labels)
     tag_map = tag_map or {}
-    out: list[TaggedSentence] = []
-    if max_examples == 0:
-        return out
-    words: list[str] = []
-    tags: list[str] = []
-    for lineno, line in _lines(path):
-        if not line.strip():
-            if words:
-                out.append(TaggedSentence(tuple(words), tuple(tags)))
-                words, tags = [], []
-                if max_examples is not None and len(out) >= max_examples:
-                    return out
-            continue
+
+    def parse_line(lineno: int, line: str) -> tuple[str, str]:
         cols = line.split("\t")
         if len(cols) != 2:
             hint = " (token<TAB>tag"
@@ -225,11 +240,9 @@ def read_token_tsv(
         tag = tag_map.get(tag, tag)
         if tag not in valid:
             raise DataFormatError(path, lineno, "a tag in " + "|".join(sorted(valid)), tag)
-        words.append(_norm(word))
-        tags.append(tag)
-    if words:
-        out.append(TaggedSentence(tuple(words), tuple(tags)))
-    return out
+        return word, tag
+
+    return _tagged_sentences(path, max_examples, parse_line)
 
 
 def read_conllu(
@@ -242,33 +255,23 @@ def read_conllu(
 
     ``#`` lines are comments; multiword-token ranges (``1-2``) and empty nodes (``1.1``) are skipped;
     every other non-blank line must have 10 tab-separated columns and an integer ID.
+    (Dependency trees are read by ``xlt_helpers.syntax.read_conllu``.)
     """
     _check_limit("max_examples", max_examples)
     path = Path(path)
     valid = frozenset(labels)
     tag_map = tag_map or {}
-    out: list[TaggedSentence] = []
-    if max_examples == 0:
-        return out
-    words: list[str] = []
-    tags: list[str] = []
-    for lineno, line in _lines(path):
-        if not line.strip():
-            if words:
-                out.append(TaggedSentence(tuple(words), tuple(tags)))
-                words, tags = [], []
-                if max_examples is not None and len(out) >= max_examples:
-                    return out
-            continue
+
+    def parse_line(lineno: int, line: str) -> tuple[str, str] | None:
         if line.startswith("#"):
-            continue
+            return None
         cols = line.split("\t")
         if len(cols) != 10:
             raise DataFormatError(path, lineno, _ncols(10) + " (CoNLL-U: ID FORM LEMMA UPOS XPOS FEATS "
                                   "HEAD DEPREL DEPS MISC)", f"{len(cols)} column(s): {line}")
         tok_id = cols[0]
         if "-" in tok_id or "." in tok_id:
-            continue
+            return None
         if not tok_id.isdigit():
             raise DataFormatError(path, lineno, "an integer word ID, a range like 1-2 or an empty node like 1.1",
                                   tok_id)
@@ -277,11 +280,9 @@ def read_conllu(
             raise DataFormatError(path, lineno, "a non-empty FORM", line)
         if tag not in valid:
             raise DataFormatError(path, lineno, "a UPOS tag in " + "|".join(sorted(valid)), tag)
-        words.append(_norm(word))
-        tags.append(tag)
-    if words:
-        out.append(TaggedSentence(tuple(words), tuple(tags)))
-    return out
+        return word, tag
+
+    return _tagged_sentences(path, max_examples, parse_line)
 
 
 def _nfc_answer(path: Path, where: str, context: str, norm_context: str, text: str, start: int) -> tuple[str, int]:
