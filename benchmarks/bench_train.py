@@ -12,7 +12,11 @@ One process, CPU or CUDA. Sections (all on the same machine, same thread setting
   configuration (4 layers, hidden 256, 4 heads, FFN 1024, 10,000 embeddings, batch 32 x 128, dropout
   0.1), same initial weights, same blocks of real English text (10,000-type BPE), same masks, same
   learning-rate schedule and clipping. The variants run interleaved, step by step, so a change in
-  machine load hits both. Prints tokens/s, peak memory, MFU and both loss curves at equal steps.
+  machine load hits both. Prints tokens/s, peak memory, MFU and the loss curves at equal steps, with a
+  second run of ours under another dropout seed as the reference for loss noise (``--dropout 0`` makes
+  the curves comparable to the last digit). Peak memory on CPU: the process RSS at the peak of the
+  variant's steps (every variant's model lives in this process) and, in brackets, its rise above the RSS
+  at the step's start (after ``malloc_trim``): the step's activations and temporaries.
 * finetune: token classification (English POS) through ``finetune.finetune`` with its length-bucketed
   batches, against the same call with random batches; batched no-grad evaluation (``predict``).
 * alignment: ``alignment_report`` over a 2 x 40,000 vocabulary, random embeddings (d=64, 512) and an
@@ -175,6 +179,9 @@ def bench_pretrain(args, device: torch.device, ids: list[list[int]], out: dict) 
     ours = build_mlm(scale, half, args.seed).to(device)
     add("ours (xlt_helpers.pretrain" + (", bf16 autocast)" if device.type == "cuda" else ", fp32)"), ours, "ours",
         peak_dtype=gpu_dtype)
+    if args.noise_reference:
+        add("ours, another dropout seed (noise ref.)", build_mlm(scale, half, args.seed).to(device), "ours",
+            peak_dtype=gpu_dtype)
     if args.compile:
         add("ours + torch.compile", compile_layers(build_mlm(scale, half, args.seed).to(device)), "ours",
             peak_dtype=gpu_dtype)
@@ -191,7 +198,7 @@ def bench_pretrain(args, device: torch.device, ids: list[list[int]], out: dict) 
         else:
             v["opt"] = make_optimizer(v["model"], scale.lr, device)
             v["net"] = MaskedLMLoss(v["model"])
-        torch.manual_seed(args.seed + 1)  # dropout streams start alike
+        torch.manual_seed(args.seed + (2 if "noise" in v["name"] else 1))  # dropout streams start alike
         v["rng"] = torch.get_rng_state()
 
     def hf_step(v, inputs, positions, targets):
@@ -280,6 +287,12 @@ def bench_pretrain(args, device: torch.device, ids: list[list[int]], out: dict) 
         print(f"  {r['variant'][:40]:40s} " + " ".join(f"{x:.3f}" for x in r["loss_curve"]))
     print(f"  |difference| hf vs ours: mean {statistics.mean(diffs):.4f}, max {max(diffs):.4f} "
           f"(mean loss {rows[0]['loss_mean_all']:.4f} vs {rows[1]['loss_mean_all']:.4f})")
+    noise = [r for r in rows if "noise" in r["variant"]]
+    if noise:
+        nd = [abs(a - b) for a, b in zip(rows[1]["loss_curve"], noise[0]["loss_curve"])]
+        print(f"  |difference| ours vs ours with another dropout seed (the noise): mean {statistics.mean(nd):.4f}, "
+              f"max {max(nd):.4f}")
+        out["pretrain_noise"] = dict(mean=statistics.mean(nd), max=max(nd))
     fastest = rows[0]["step_s_min"] / rows[1]["step_s_min"]
     print(f"speedup_vs_hf_baseline: {speedup:.2f}   (median step times; fastest steps: {fastest:.2f})")
     out["pretrain"] = dict(rows=rows, speedup_vs_hf_baseline=speedup, speedup_fastest_steps=fastest,
@@ -431,6 +444,8 @@ def main(argv=None) -> int:
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-noise-reference", dest="noise_reference", action="store_false",
+                   help="skip the second run of ours with another dropout seed (the loss noise reference)")
     p.add_argument("--compile", action="store_true", help="also time ours with torch.compile (compile_layers)")
     p.add_argument("--bf16-cpu", action="store_true", help="also time ours under bf16 autocast on the CPU")
     p.add_argument("--sentences", type=int, default=20_000, help="English sentences for the pretraining blocks")
