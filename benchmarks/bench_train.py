@@ -59,7 +59,7 @@ from xlt_helpers.data import load_pretraining_corpus
 from xlt_helpers.model import build_mlm, compile_layers, mask_tokens, pick_device, roberta_config, set_threads
 from xlt_helpers.pretrain import MaskedLMLoss, batch_indices, lr_at, make_optimizer, train_step
 from xlt_helpers.scales import get_scale
-from xlt_helpers.tokenizer import encode_sentences, load_or_train_tokenizer
+from xlt_helpers.tokenizer import encode_words_batch, load_or_train_tokenizer, split_words
 from xlt_helpers.transformations import BOS, EOS, N_SPECIAL, DerivedLanguage, transliteration_table
 
 VOCAB = 10_000
@@ -147,7 +147,7 @@ def mib(nbytes: float) -> str:
 def english(n_sentences: int):
     corpus = load_pretraining_corpus("en", max_sentences=n_sentences)
     tok = load_or_train_tokenizer(["en"], [corpus], VOCAB)
-    return tok, corpus, encode_sentences(tok, corpus)
+    return tok, corpus, [ids for ids, _ in encode_words_batch(tok, [split_words(s) for s in corpus])]
 
 
 # ----------------------------------------------------------------------------------------------------

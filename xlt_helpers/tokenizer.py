@@ -82,11 +82,6 @@ def vocab_size_of(tok: Tokenizer) -> int:
     return tok.get_vocab_size(with_added_tokens=True)
 
 
-def encode_sentences(tok: Tokenizer, sentences: Sequence[str]) -> list[list[int]]:
-    """Sub-word ids of each sentence, without special tokens."""
-    return [e.ids for e in tok.encode_batch(list(sentences), add_special_tokens=False)]
-
-
 def encode_words(tok: Tokenizer, words: Sequence[str]) -> tuple[list[int], list[int]]:
     """Sub-word ids of a pre-split sentence and, for each id, the index of its word.
 
