@@ -69,6 +69,20 @@ def test_full_grid_is_full_test_at_demo_scale(tmp_path, monkeypatch):
     assert len(skips) == 1 + 2 * 3 + 6  # fr QA; QA under two Permutations in en, ar, hi; 6 pair cells
 
 
+def test_four_languages_grid_is_a_slice_of_full_sharing_the_default_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    four, full = runner.load_grid(GRIDS / "four_languages.yaml"), runner.load_grid(GRIDS / "full.yaml")
+    default = runner.load_grid(GRIDS / "default.yaml")
+    assert four.scale == full.scale == default.scale and four.languages == full.languages
+    assert set(four.transformations) < set(full.transformations) and set(four.pairs) < set(full.pairs)
+    four_steps = {s.out_dir for s in runner.plan(four)[0]}
+    full_steps = {s.out_dir for s in runner.plan(full)[0]}
+    assert four_steps < full_steps                       # every step is one full.yaml would run
+    shared = {s.out_dir for s in runner.plan(default)[0] if s.kind == "pretrain"
+              and s.params["transformation"] in (None, "translit")}
+    assert len(shared) == 2 and shared < four_steps      # en mono and en translit pretrained once for both
+
+
 @pytest.mark.parametrize("pair, message", [("en-en", "bad language pair"), ("enfr", "bad language pair"),
                                            ("en-xx", "unknown language 'xx'")])
 def test_bad_pairs_are_rejected(tmp_path, pair, message):

@@ -204,3 +204,14 @@ def test_cpu_dropout_rate_scale_and_gradient():
     torch.testing.assert_close(x.grad, y.detach())             # gradient = the same mask times the scale
     assert dropout(x, 0.0) is x
     assert not torch.equal(dropout(x, 0.5), dropout(x, 0.5))  # a fresh mask every call
+
+
+def test_scale_init_range_sets_the_initial_weight_scale():
+    """``Scale.init_range`` is the std of the freshly initialised weights (demo uses a larger one)."""
+    from xlt_helpers.model import build_mlm
+    from xlt_helpers.scales import get_scale
+
+    for std in (0.02, 0.06):
+        model = build_mlm(get_scale("test", hidden=64, ffn=256, init_range=std), 500, seed=0)
+        w = model.roberta.encoder.layer[0].intermediate.dense.weight
+        assert float(w.std()) == pytest.approx(std, rel=0.05)

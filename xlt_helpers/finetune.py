@@ -106,7 +106,7 @@ def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], c
     total = max(1, int(round(cfg.epochs * n_batches)))
     warmup = max(1, int(cfg.warmup_ratio * total))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            fused=device.type == "cuda")
+                            fused=device.type in ("cuda", "cpu"))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
     lengths = [len(e.input_ids) for e in train]

@@ -27,6 +27,7 @@ def roberta_config(scale: Scale, vocab_size: int) -> RobertaConfig:
         eos_token_id=EOS,
         hidden_dropout_prob=scale.dropout,
         attention_probs_dropout_prob=scale.dropout,
+        initializer_range=scale.init_range,
     )
 
 
