@@ -52,7 +52,7 @@ SCALES: dict[str, Scale] = {
                   parser_sentences=150, parser_iterations=1),
     # a few CPU minutes per model. Transfer through Transliteration emerges only after many passes over a
     # small corpus with a small model (Dufter & Schuetze 2020; README, Scales, gives the calibration):
-    # 1 layer, 5,000 sentences seen ~100 times, a larger initialisation and learning rate
+    # 1 layer, 5,000 sentences seen ~60 times, a larger initialisation and learning rate
     "demo": Scale("demo", vocab_size=2000, pretrain_sentences=5000, layers=1, hidden=64, heads=4, ffn=256,
                   seq_len=128, batch_size=32, steps=6000, lr=5e-3, warmup=300, init_range=0.06,
                   checkpoint_every=500, dropout=0.0,
