@@ -39,6 +39,28 @@ def test_transliteration_after_syntax():
     assert list(both) == transliteration_table(V)[list(reordered)].tolist()
 
 
+def test_task_trees_take_gold_ud_trees_and_parse_only_the_rest():
+    """POS data that comes as CoNLL-U (hi: HDTB) is reordered over its gold trees; other text is parsed."""
+    from xlt_helpers.data import load_task
+    from xlt_helpers.trees import gold_trees, with_gold_trees
+
+    gold = gold_trees("pos", "hi", "train")
+    sentences = load_task("pos", "hi", "train", max_examples=30)
+    assert len(gold) > 1000 and all(s.words in gold for s in sentences)
+    assert all(len(gold[s.words].heads) == len(s.words) for s in sentences)
+    assert gold_trees("pos", "en", "train") == {}      # English POS is token TSV: no trees to take
+    calls = []
+
+    def fake_parse(batch):
+        calls.append([tuple(s) for s in batch])
+        return [("parsed", tuple(s)) for s in batch]
+
+    other = ("not", "a", "treebank", "sentence")
+    out = with_gold_trees(fake_parse, gold)([s.words for s in sentences[:3]] + [other])
+    assert out[:3] == [gold[s.words] for s in sentences[:3]]
+    assert out[3] == ("parsed", other) and calls == [[other]]
+
+
 def test_syntax_grid_runs_every_notebook(shared_runs):
     report = runner.run_grid(REPO_ROOT / "papermill_runs" / "grids" / "syntax_test.yaml", log=lambda *a: None)
     df = pd.read_csv(report / "results.csv")

@@ -103,8 +103,12 @@ class QAExample:
 
 # ----------------------------------------------------------------------------------------- helpers
 
-def _norm(text: str) -> str:
+def normalize_text(text: str) -> str:
+    """Text as every loader returns it (Unicode ``TEXT_NORMALIZATION``), so strings from two readers compare."""
     return unicodedata.normalize(TEXT_NORMALIZATION, text) if TEXT_NORMALIZATION else text
+
+
+_norm = normalize_text
 
 
 def _check_limit(name: str, value: int | None) -> None:
@@ -512,6 +516,12 @@ def _split_entry(task: str, language: str, split: str) -> dict[str, Any]:
         raise ValueError(f"unknown split {split!r} for {task}/{language}: valid splits are "
                          f"{', '.join(tasks[task])}")
     return tasks[task][split]
+
+
+def task_files(task: str, language: str, split: str) -> tuple[str, list[Path]]:
+    """The registered format and the files (in the data directory) of one task split."""
+    entry = _split_entry(task, language, split)
+    return entry["format"], [data_dir() / rel for rel in entry["paths"]]
 
 
 def has_task(task: str, language: str, splits: Iterable[str] = ("train", "test")) -> bool:

@@ -32,7 +32,7 @@ from .scales import get_scale
 from .storage import atomic_write_json, read_json
 from .tasks import get_task, load_encoded
 from .transformations import N_SPECIAL, DerivedLanguage
-from .trees import tree_parser
+from .trees import task_trees, tree_parser
 
 ROW_COLUMNS = ("language", "transformation", "task", "setting", "metric", "value", "seed", "scale")
 MONO = "mono"
@@ -114,7 +114,7 @@ def run_transfer(language: str, transformation: str, task: str, scale: str, seed
     spec = get_task(task)
     sc, cfg = _finetune_cfg(scale, seed, overrides)
     tok, orig, derived = _languages(bilingual_dir, transformation)
-    trees = tree_parser(language, sc) if derived.needs_trees else None
+    trees = task_trees(task, language, sc) if derived.needs_trees else None
     enc = lambda split, lang, cap: load_encoded(task, language, split, tok, lang, sc.ft_max_len, cap, trees,  # noqa: E731
                                                 seed=seed)
     train_o, train_d = enc("train", orig, sc.ft_train_examples), enc("train", derived, sc.ft_train_examples)

@@ -1,8 +1,9 @@
 """Dependency trees for text that has none, at the parser settings of a scale (for Syntax)."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
+from .data import has_task, normalize_text, task_files
 from .scales import Scale
 
 TreeFn = Callable[[Sequence[Sequence[str]]], list]
@@ -24,3 +25,38 @@ def tree_parser(language: str, scale: Scale) -> TreeFn:
         return out
 
     return trees
+
+
+def gold_trees(task: str, language: str, split: str) -> dict[tuple[str, ...], object]:
+    """The gold UD trees of a task split stored as CoNLL-U, keyed by their words (empty for other formats).
+
+    The words are those the task loader returns for the same sentences (syntactic words, normalised).
+    """
+    fmt, paths = task_files(task, language, split)
+    if fmt != "conllu":
+        return {}
+    from .syntax.conllu import read_conllu
+
+    return {tuple(normalize_text(w) for w in t.words): t for path in paths for t in read_conllu(path)}
+
+
+def with_gold_trees(parse: TreeFn, gold: Mapping[tuple[str, ...], object]) -> TreeFn:
+    """A tree function that takes a sentence's gold tree when there is one and parses only the others."""
+    def trees(sentences: Sequence[Sequence[str]]) -> list:
+        out = [gold.get(tuple(s)) for s in sentences]
+        missing = [k for k, t in enumerate(out) if t is None]
+        if missing:
+            for k, t in zip(missing, parse([sentences[k] for k in missing])):
+                out[k] = t
+        return out
+
+    return trees
+
+
+def task_trees(task: str, language: str, scale: Scale) -> TreeFn:
+    """Trees for a task's sentences: gold trees where its data comes as CoNLL-U (UD POS), else the parser."""
+    gold: dict = {}
+    for split in ("train", "test"):
+        if has_task(task, language, (split,)):
+            gold.update(gold_trees(task, language, split))
+    return with_gold_trees(tree_parser(language, scale), gold)
