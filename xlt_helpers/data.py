@@ -108,9 +108,6 @@ def normalize_text(text: str) -> str:
     return unicodedata.normalize(TEXT_NORMALIZATION, text) if TEXT_NORMALIZATION else text
 
 
-_norm = normalize_text
-
-
 def _check_limit(name: str, value: int | None) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
         raise ValueError(f"{name} must be None or a non-negative int, got {value!r}")
@@ -152,7 +149,7 @@ def read_sentence_lines(paths: Iterable[str | Path], max_sentences: int | None =
         for _, line in _lines(Path(path)):
             line = line.strip()
             if line:
-                out.append(_norm(line))
+                out.append(normalize_text(line))
                 if max_sentences is not None and len(out) >= max_sentences:
                     return out
     return out
@@ -179,7 +176,7 @@ def read_xnli_tsv(path: str | Path, max_examples: int | None = None) -> list[NLI
             raise DataFormatError(path, lineno, "a non-empty premise and hypothesis", line)
         if label not in index:
             raise DataFormatError(path, lineno, "an NLI label in " + "|".join(NLI_LABELS), label)
-        out.append(NLIPair(_norm(premise), _norm(hypothesis), index[label]))
+        out.append(NLIPair(normalize_text(premise), normalize_text(hypothesis), index[label]))
         if max_examples is not None and len(out) >= max_examples:
             break
     return out
@@ -204,7 +201,7 @@ def _tagged_sentences(path: Path, max_examples: int | None,
             continue
         parsed = parse_line(lineno, line)
         if parsed is not None:
-            words.append(_norm(parsed[0]))
+            words.append(normalize_text(parsed[0]))
             tags.append(parsed[1])
     if words:
         out.append(TaggedSentence(tuple(words), tuple(tags)))
@@ -293,7 +290,7 @@ def _nfc_answer(path: Path, where: str, context: str, norm_context: str, text: s
     """Move an answer to the NFC context: its start is the length of the normalised prefix."""
     if not TEXT_NORMALIZATION:
         return text, start
-    new_text, new_start = _norm(text), len(_norm(context[:start]))
+    new_text, new_start = normalize_text(text), len(normalize_text(context[:start]))
     if norm_context[new_start:new_start + len(new_text)] != new_text:
         raise DataFormatError(path, None, f"{where}: an answer that stays in place under {TEXT_NORMALIZATION} "
                                           "normalisation of its context", text)
@@ -337,7 +334,7 @@ def read_squad_json(path: str | Path, max_examples: int | None = None) -> list[Q
                  and isinstance(para.get("qas"), list), where, 'an object with a non-empty "context" and a "qas" list',
                  para)
             context = para["context"]
-            norm_context = _norm(context)
+            norm_context = normalize_text(context)
             for k, qa in enumerate(para["qas"]):
                 wq = f"{where}.qas[{k}]"
                 need(isinstance(qa, dict), wq, "an object", qa)
@@ -359,7 +356,7 @@ def read_squad_json(path: str | Path, max_examples: int | None = None) -> list[Q
                     need(0 <= start and context[start:start + len(text)] == text, wa,
                          f"the answer text at answer_start {start} of the context", context[max(0, start):start + len(text)])
                     golds.append(_nfc_answer(path, wa, context, norm_context, text, start))
-                out.append(QAExample(qa["id"], _norm(qa["question"].strip()), norm_context, tuple(golds)))
+                out.append(QAExample(qa["id"], normalize_text(qa["question"].strip()), norm_context, tuple(golds)))
                 if max_examples is not None and len(out) >= max_examples:
                     return out
     return out
@@ -380,7 +377,7 @@ def read_parallel_lines(path_a: str | Path, path_b: str | Path, max_sentences: i
                 break
             if not line.strip():
                 raise DataFormatError(path, lineno, "a sentence on every line (line-aligned translations)", line)
-            side.append(_norm(line.strip()))
+            side.append(normalize_text(line.strip()))
     if len(a) != len(b):
         raise DataFormatError(path_b, None, f"as many lines as {Path(path_a).name} ({len(a)})", f"{len(b)} lines")
     return a, b
@@ -650,9 +647,10 @@ def _load_hub(task: str, language: str, split: str, max_examples: int | None) ->
             pairs = list(zip(ans.get("text", []), ans.get("answer_start", [])))
             if not pairs or any(not t or context[s:s + len(t)] != t for t, s in pairs):
                 raise DataFormatError(name, row_no, "answers whose text sits at answer_start", repr(ans)[:80])
-            norm_context = _norm(context)
+            norm_context = normalize_text(context)
             golds = tuple(_nfc_answer(Path(name), f"row {row_no}", context, norm_context, t, s) for t, s in pairs)
-            out.append(QAExample(str(row[fields["id"]]), _norm(row[fields["question"]].strip()), norm_context, golds))
+            question = normalize_text(row[fields["question"]].strip())
+            out.append(QAExample(str(row[fields["id"]]), question, norm_context, golds))
         return out
     if task == "xnli":
         to_name = names_of(fields["label"])
@@ -661,7 +659,7 @@ def _load_hub(task: str, language: str, split: str, max_examples: int | None) ->
             label = to_name(raw) if to_name and isinstance(raw, int) and raw >= 0 else raw
             if label not in labels:
                 raise DataFormatError(name, row_no, "an NLI label in " + "|".join(labels), repr(raw))
-            out.append(NLIPair(_norm(row[fields["premise"]]), _norm(row[fields["hypothesis"]]), labels.index(label)))
+            out.append(NLIPair(normalize_text(row[fields["premise"]]), normalize_text(row[fields["hypothesis"]]), labels.index(label)))
         return out
     to_name = names_of(fields["tags"])
     tag_map = (spec["tasks"].get(task, {}).get(split) or {}).get("tag_map") or {}
@@ -674,7 +672,7 @@ def _load_hub(task: str, language: str, split: str, max_examples: int | None) ->
             tag = tag_map.get(tag, tag)
             if tag not in labels:
                 raise DataFormatError(name, row_no, "a tag in " + "|".join(labels), repr(tag))
-            words.append(_norm(word))
+            words.append(normalize_text(word))
             tags.append(tag)
         out.append(TaggedSentence(tuple(words), tuple(tags)))
     return out

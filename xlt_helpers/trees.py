@@ -1,4 +1,4 @@
-"""Dependency trees for text that has none, at the parser settings of a scale (for Syntax)."""
+"""Dependency trees for Syntax: a local parser at a scale's settings, and gold UD trees where task data has them."""
 from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
