@@ -659,7 +659,8 @@ def _load_hub(task: str, language: str, split: str, max_examples: int | None) ->
             label = to_name(raw) if to_name and isinstance(raw, int) and raw >= 0 else raw
             if label not in labels:
                 raise DataFormatError(name, row_no, "an NLI label in " + "|".join(labels), repr(raw))
-            out.append(NLIPair(normalize_text(row[fields["premise"]]), normalize_text(row[fields["hypothesis"]]), labels.index(label)))
+            out.append(NLIPair(normalize_text(row[fields["premise"]]), normalize_text(row[fields["hypothesis"]]),
+                               labels.index(label)))
         return out
     to_name = names_of(fields["tags"])
     tag_map = (spec["tasks"].get(task, {}).get(split) or {}).get("tag_map") or {}
