@@ -16,7 +16,8 @@ One process, CPU or CUDA. Sections (all on the same machine, same thread setting
   second run of ours under another dropout seed as the reference for loss noise (``--dropout 0`` makes
   the curves comparable to the last digit). Peak memory on CPU: the process RSS at the peak of the
   variant's steps (every variant's model lives in this process) and, in brackets, its rise above the RSS
-  at the step's start (after ``malloc_trim``): the step's activations and temporaries.
+  at the step's start (after ``malloc_trim``): the step's activations and temporaries. Memory comes from
+  one extra, untimed step after the timed ones, so that the sampler does not slow the timed steps.
 * finetune: token classification (English POS) through ``finetune.finetune`` with its length-bucketed
   batches, against the same call with random batches; batched no-grad evaluation (``predict``).
 * alignment: ``alignment_report`` over a 2 x 40,000 vocabulary, random embeddings (d=64, 512) and an
@@ -219,7 +220,11 @@ def bench_pretrain(args, device: torch.device, ids: list[list[int]], out: dict) 
           f"vocabulary {VOCAB:,}, batch {B} x {L}, dropout {scale.dropout}, lr {scale.lr:g} (warm-up 2), "
           f"{len(blocks):,} blocks of English; {args.warmup_steps} untimed + {args.steps} timed steps, "
           f"variants interleaved", flush=True)
-    for step in range(n_steps):
+    # The timed steps run bare. Memory is measured in one extra step at the end: the RSS sampler thread
+    # and the malloc_trim before it (which makes the step fault its pages in again) cost both
+    # implementations 10-25% of a step when they ran inside the timed steps.
+    for step in range(n_steps + 1):
+        measure_memory = step == n_steps
         lr = lr_at(step, scale.lr, scale.warmup, total_sched)
         idx = torch.from_numpy(batch_indices(step, B, len(blocks), args.seed))
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
@@ -228,19 +233,24 @@ def bench_pretrain(args, device: torch.device, ids: list[list[int]], out: dict) 
             for g in v["opt"].param_groups:
                 g["lr"] = lr
             torch.set_rng_state(v["rng"])            # each variant keeps its own dropout stream
-            with Memory(device) as mem:
-                sync(device)
-                t = time.perf_counter()
-                loss = (hf_step if v["kind"] == "hf" else our_step)(v, inputs, positions, targets)
-                sync(device)
-                dt = time.perf_counter() - t
+            if measure_memory:
+                with Memory(device) as mem:
+                    (hf_step if v["kind"] == "hf" else our_step)(v, inputs, positions, targets)
+                v["mem"].append((mem.peak, mem.peak - mem.before))
+                continue
+            sync(device)
+            t = time.perf_counter()
+            loss = (hf_step if v["kind"] == "hf" else our_step)(v, inputs, positions, targets)
+            sync(device)
+            dt = time.perf_counter() - t
             v["rng"] = torch.get_rng_state()
             v["losses"].append(loss)
             if step == 0:
                 v["first"] = dt
             if step >= args.warmup_steps:
                 v["times"].append(dt)
-                v["mem"].append((mem.peak, mem.peak - mem.before))
+        if measure_memory:
+            break
         print(f"  step {step + 1:3d}  " + "  ".join(f"{v['losses'][-1]:.4f} ({dt_:.2f}s)" for v, dt_ in
                                                     ((v, (v['times'] or [v['first']])[-1]) for v in variants)),
               flush=True)
