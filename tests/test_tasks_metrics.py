@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from xlt_helpers.alignment import alignment_at_1, alignment_report, procrustes
+from xlt_helpers.alignment import alignment_at_1, alignment_report, intervene_twins, language_offset, procrustes
 from xlt_helpers.data import NLIPair, TaggedSentence
 from xlt_helpers.metrics import accuracy, delta_mono, delta_sup, entity_f1, token_accuracy
 from xlt_helpers.tasks import IGNORE, decode_gold, encode_nli, encode_tagged, get_task
@@ -77,6 +77,28 @@ def test_alignment_perfect_random_and_rotated():
     rep = alignment_report(E, table, N_SPECIAL, heldout=0.5)
     assert rep["alignment_at_1_procrustes"] > 0.95 and rep["alignment_at_1"] < 0.5
     torch.testing.assert_close(procrustes(orig, orig @ Q), Q, atol=1e-4, rtol=1e-4)
+
+
+def test_twin_interventions_remove_the_offset_and_copy_twins():
+    V, d = 300, 8
+    g = torch.Generator().manual_seed(1)
+    orig = torch.randn(V, d, generator=g)
+    offset = torch.full((d,), 1.5)
+    table = DerivedLanguage("translit", V).table
+    E = torch.cat([orig, orig - offset + 0.3 * torch.randn(V, d, generator=g)])
+    assert alignment_report(E, table, N_SPECIAL)["alignment_at_1"] < 0.6     # the offset hides the twins
+    torch.testing.assert_close(language_offset(E, table, N_SPECIAL), offset, atol=0.1, rtol=0)
+    shifted = intervene_twins(E, table, N_SPECIAL, "shift")
+    assert alignment_report(shifted, table, N_SPECIAL)["alignment_at_1"] > 0.95
+    torch.testing.assert_close(language_offset(shifted, table, N_SPECIAL), torch.zeros(d), atol=1e-5, rtol=0)
+    torch.testing.assert_close(shifted[:V], E[:V])                             # originals untouched
+    copied = intervene_twins(E, table, N_SPECIAL, "copy")
+    torch.testing.assert_close(copied[V + N_SPECIAL:], E[N_SPECIAL:V])
+    assert not torch.equal(copied, E)                                          # a copy, E itself unchanged
+    with pytest.raises(ValueError, match="shift"):
+        intervene_twins(E, table, N_SPECIAL, "rotate")
+    with pytest.raises(ValueError, match="Transliteration"):
+        language_offset(E, DerivedLanguage("inv", V).table, N_SPECIAL)
 
 
 def test_alignment_needs_transliteration():

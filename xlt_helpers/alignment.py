@@ -99,3 +99,36 @@ def alignment_report(embeddings: torch.Tensor, table: np.ndarray, n_special: int
     chance = 1.0 / len(derived_vocab)
     return {"alignment_at_1": p1, "alignment_at_1_procrustes": p1_map, "n_pairs": int(len(moved)),
             "n_candidates": int(len(derived_vocab)), "n_procrustes_test": int(n_test), "chance": chance}
+
+
+def _twin_rows(table: np.ndarray, n_special: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = np.arange(n_special, len(table))
+    moved = ids[table[ids] != ids]
+    if len(moved) == 0:
+        raise ValueError("twin interventions need a derived language with Transliteration (no token has a twin)")
+    return torch.from_numpy(moved), torch.from_numpy(table[moved])
+
+
+def language_offset(embeddings: torch.Tensor, table: np.ndarray, n_special: int) -> torch.Tensor:
+    """mean(original rows) - mean(their twins' rows): the direction that tells the two languages apart."""
+    orig, twin = _twin_rows(table, n_special)
+    E = embeddings.detach()
+    return E[orig].mean(0) - E[twin].mean(0)
+
+
+def intervene_twins(embeddings: torch.Tensor, table: np.ndarray, n_special: int, mode: str) -> torch.Tensor:
+    """A copy of the embedding matrix with the derived twins changed, to isolate what limits transfer.
+
+    ``"shift"`` adds ``language_offset`` to every twin (both languages then have the same mean);
+    ``"copy"`` gives every twin its original's row (perfect alignment: what is left of the transfer gap
+    then comes from the rest of the network and from fine-tuning). README, "Why transfer is so weak".
+    """
+    orig, twin = _twin_rows(table, n_special)
+    E = embeddings.detach().clone()
+    if mode == "shift":
+        E[twin] += language_offset(embeddings, table, n_special)
+    elif mode == "copy":
+        E[twin] = E[orig]
+    else:
+        raise ValueError(f"unknown twin intervention {mode!r}: expected 'shift' or 'copy'")
+    return E
