@@ -138,6 +138,22 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, reps: int = 5) -> floa
     return 2 * n ** 3 / best / 1e9
 
 
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (Linux ``/proc/stat``), or None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def mib(nbytes: float) -> str:
     return f"{nbytes / 2 ** 20:,.0f}"
 
@@ -474,7 +490,7 @@ def main(argv=None) -> int:
     device = pick_device(args.device)
     threads = set_threads(args.threads) if device.type == "cpu" else torch.get_num_threads()
     load0 = os.getloadavg()
-    t_start = time.perf_counter()
+    t_start, busy0, own0 = time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds()
     print(f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
           + f"; torch {torch.__version__}; {threads} threads of {os.cpu_count()} cores; "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; load average {load0[0]:.2f} {load0[1]:.2f}"
@@ -492,12 +508,16 @@ def main(argv=None) -> int:
         bench_alignment(args, out)
     if "transform" in only:
         bench_transform(args, ids, out)
-    load1 = os.getloadavg()
+    load1, wall, busy1 = os.getloadavg(), time.perf_counter() - t_start, busy_cpu_seconds()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(f"\ntotal {time.perf_counter() - t_start:.0f} s; process peak RSS {mib(rss)} MiB; load average at the end "
-          f"{load1[0]:.2f} {load1[1]:.2f}" + ("  ** timings taken under load **" if max(load0[0], load1[0]) > 1.5
-                                             and device.type == "cpu" else ""))
-    out["load_end"] = load1
+    # The load average at the end counts this benchmark's own threads; what other processes took is the
+    # machine's busy CPU time minus ours, over the run.
+    others = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - (own_cpu_seconds() - own0)) / wall
+    print(f"\ntotal {wall:.0f} s; process peak RSS {mib(rss)} MiB; load average at the end {load1[0]:.2f} {load1[1]:.2f}"
+          + ("" if others is None else f"; other processes used {others:.2f} of {os.cpu_count()} cores on average")
+          + ("  ** timings taken under load **" if device.type == "cpu" and (load0[0] > 1.5 or (others or 0) > 0.25)
+             else ""))
+    out["load_end"], out["other_processes_cores"] = load1, others
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1, default=str)
