@@ -104,7 +104,7 @@ def test_a_failing_step_is_recorded_and_does_not_stop_the_others(tmp_path, monke
     assert len(pd.read_csv(report / "results.csv")) == len(steps) - len(failures)
 
 
-def test_execute_step_records_a_notebook_error(tmp_path, monkeypatch):
+def test_execute_step_records_a_notebook_error(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
     step = runner.Step("alignment", "03_alignment.ipynb", tmp_path / "runs" / "broken",
                        {"language": "en", "transformation": "translit", "scale": "test", "seed": 0,
@@ -112,3 +112,5 @@ def test_execute_step_records_a_notebook_error(tmp_path, monkeypatch):
     assert runner.execute_step(step, log=lambda *a: None) is False
     err = json.loads(step.error.read_text())
     assert "no_such_model" in err["error"] + err["traceback"] and not step.results.exists()
+    # the kernel's start-up warnings stay out of the grid log; the error above still came through
+    assert "IPKernelApp" not in capfd.readouterr().err

@@ -32,6 +32,9 @@ from .tokenizer import fingerprint
 from .transformations import DerivedLanguage
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
+# The kernel logs only errors: ipykernel's per-start warning about unencrypted local TCP would otherwise
+# fill the grid log once per step. Cell errors still reach the executed notebook and error.json.
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 GRID_KEYS = {"name", "scale", "seeds", "languages", "transformations", "tasks", "options", "overrides",
              "alignment", "description", "pairs"}
 
@@ -265,10 +268,16 @@ def expand(grid: Grid) -> list[Step]:
     return plan(grid)[0]
 
 
-def execute_step(step: Step, log=print) -> bool:
-    """Run one step's notebook with papermill; True on success. Never raises for a failing notebook."""
+def execute_notebook(notebook: str, output: Path, parameters: dict) -> None:
+    """Execute ``notebooks/<notebook>`` with papermill into ``output`` (raises if a cell fails)."""
     import papermill as pm
 
+    pm.execute_notebook(str(NOTEBOOKS / notebook), str(output), parameters=parameters, kernel_name="python3",
+                        progress_bar=False, cwd=str(NOTEBOOKS), extra_arguments=KERNEL_ARGS)
+
+
+def execute_step(step: Step, log=print) -> bool:
+    """Run one step's notebook with papermill; True on success. Never raises for a failing notebook."""
     step.out_dir.mkdir(parents=True, exist_ok=True)
     for stale in (step.results, step.error):
         stale.unlink(missing_ok=True)
@@ -277,8 +286,7 @@ def execute_step(step: Step, log=print) -> bool:
     partial = step.out_dir / ("partial." + step.notebook)
     t0 = time.time()
     try:
-        pm.execute_notebook(str(NOTEBOOKS / step.notebook), str(partial), parameters=params,
-                            kernel_name="python3", progress_bar=False, cwd=str(NOTEBOOKS))
+        execute_notebook(step.notebook, partial, params)
         if not step.results.exists():
             raise RuntimeError("notebook finished without writing results.json")
         partial.replace(step.out_dir / step.notebook)
@@ -358,13 +366,10 @@ def aggregate(grid: Grid, steps: list[Step], log=print, skips: list[Skip] | None
 
 def render_report(report_dir: Path, title: str, log=print) -> Path:
     """Execute the aggregate notebook on ``report_dir`` and export it to ``report.html``."""
-    import papermill as pm
     from nbconvert import HTMLExporter
 
     executed = report_dir / "04_aggregate.ipynb"
-    pm.execute_notebook(str(NOTEBOOKS / "04_aggregate.ipynb"), str(executed),
-                        parameters={"report_dir": str(report_dir), "title": title},
-                        kernel_name="python3", progress_bar=False, cwd=str(NOTEBOOKS))
+    execute_notebook("04_aggregate.ipynb", executed, {"report_dir": str(report_dir), "title": title})
     exporter = HTMLExporter()
     exporter.exclude_input = True
     body, _ = exporter.from_filename(str(executed))
