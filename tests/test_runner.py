@@ -46,6 +46,19 @@ def test_expand_shares_pretrained_models(tmp_path, monkeypatch):
         assert all(steps.index(d) < k for d in s.deps)
 
 
+def test_derived_side_options_share_the_monolingual_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    base = "scale: test\nlanguages: [en]\ntransformations: [translit]\ntasks: [pos]\n"
+    plain = runner.expand(runner.load_grid(write_grid(tmp_path, base)))
+    other = runner.expand(runner.load_grid(write_grid(tmp_path, base + "options: {corpus_setting: other_domain}\n")))
+    by_kind = lambda steps, kind: {s.out_dir for s in steps if s.kind == kind}
+    mono = lambda steps: {s.out_dir for s in steps if s.params.get("transformation") is None}
+    assert mono(plain) == mono(other) and len(mono(plain)) == 2          # mono pretrain + its POS fine-tune
+    assert by_kind(plain, "transfer").isdisjoint(by_kind(other, "transfer"))   # the bilingual models differ
+    [mono_pretrain] = [s for s in other if s.kind == "pretrain" and s.params["transformation"] is None]
+    assert "corpus_setting" not in mono_pretrain.params["options"]
+
+
 @pytest.fixture(scope="module")
 def executed_grid(shared_runs):
     """Run the test grid once: every notebook through papermill at `test` scale."""

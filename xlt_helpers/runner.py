@@ -123,7 +123,12 @@ class Step:
         return self.results.exists()
 
 
-def _model_dir(grid: Grid, lang: str, transformation: str, seed: int) -> Path:
+# Pretraining options that shape only the derived side of the corpus: the monolingual model is the same
+# whatever they are, so its steps are keyed (and shared across grids) without them.
+DERIVED_SIDE_OPTIONS = ("corpus_setting", "shift_special", "derived_fraction")
+
+
+def _model_dir(grid: Grid, lang: str, transformation: str, seed: int, options: dict | None = None) -> Path:
     """Keyed by everything that changes the numbers: the full scale (after overrides) and the options.
 
     Changing a scale's definition therefore never silently reuses results computed under the old one.
@@ -131,7 +136,8 @@ def _model_dir(grid: Grid, lang: str, transformation: str, seed: int) -> Path:
     from .scales import get_scale
 
     scale = get_scale(grid.scale, **grid.overrides).to_dict()
-    key = f"seed{seed}_{fingerprint([scale, dict(sorted(grid.options.items()))])}"
+    options = grid.options if options is None else options
+    key = f"seed{seed}_{fingerprint([scale, dict(sorted(options.items()))])}"
     return runs_dir() / grid.scale / lang / transformation_dirname(transformation) / key
 
 
@@ -177,9 +183,10 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
             skips.append(Skip(cell, reason))
 
     def mono_steps(lang: str, seed: int) -> tuple[Step, dict[str, Step]]:
-        mono_dir = _model_dir(grid, lang, MONO, seed)
+        options = {k: v for k, v in grid.options.items() if k not in DERIVED_SIDE_OPTIONS}
+        mono_dir = _model_dir(grid, lang, MONO, seed, options)
         mono = add(Step("pretrain", "01_pretrain.ipynb", mono_dir / "pretrain",
-                        {"language": lang, "transformation": None, "seed": seed, "options": grid.options, **common}))
+                        {"language": lang, "transformation": None, "seed": seed, "options": options, **common}))
         tasks = {}
         for task in grid.tasks:
             if get_task(task).finetuned and not missing_data_reason(task, lang, ("train", "test")):
