@@ -57,6 +57,8 @@ def test_derived_side_options_share_the_monolingual_model(tmp_path, monkeypatch)
     assert by_kind(plain, "transfer").isdisjoint(by_kind(other, "transfer"))   # the bilingual models differ
     [mono_pretrain] = [s for s in other if s.kind == "pretrain" and s.params["transformation"] is None]
     assert "corpus_setting" not in mono_pretrain.params["options"]
+    shifted = runner.expand(runner.load_grid(write_grid(tmp_path, base + "options: {shift_special: true}\n")))
+    assert mono(shifted).isdisjoint(mono(plain))    # MZ reads the derived language's settings from its model
 
 
 @pytest.fixture(scope="module")

@@ -123,9 +123,10 @@ class Step:
         return self.results.exists()
 
 
-# Pretraining options that shape only the derived side of the corpus: the monolingual model is the same
-# whatever they are, so its steps are keyed (and shared across grids) without them.
-DERIVED_SIDE_OPTIONS = ("corpus_setting", "shift_special", "derived_fraction")
+# Pretraining options that only choose the derived side's sentences: the monolingual model is the same
+# whatever they are, so its steps are keyed (and shared across grids) without them. (`shift_special`
+# stays: MZ retrieval builds the derived test set from the monolingual model's own settings.)
+DERIVED_SIDE_OPTIONS = ("corpus_setting", "derived_fraction")
 
 
 def _model_dir(grid: Grid, lang: str, transformation: str, seed: int, options: dict | None = None) -> Path:
