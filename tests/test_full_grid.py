@@ -18,10 +18,11 @@ FULL_TEST = GRIDS / "full_test.yaml"
 
 
 def find(steps, kind, language, transformation=None, task=None, target=None):
-    """The one step of ``kind`` with these parameters (folder names carry a scale hash: match on params)."""
-    [step] = [s for s in steps if s.kind == kind and s.params["language"] == language
-              and s.params.get("transformation") == transformation and s.params.get("task") == task
-              and s.params.get("target_language") == target]
+    """The one step of ``kind`` with these settings (folder names carry a config hash: match on the config)."""
+    label = lambda s: "pair" if s.cfg.data.second_language else s.cfg.data.transformation  # noqa: E731
+    [step] = [s for s in steps if s.kind == kind and s.cfg.data.language == language
+              and label(s) == transformation and s.params.get("task") == task
+              and s.cfg.data.second_language == target]
     return step
 
 
@@ -44,15 +45,15 @@ def test_full_test_grid_expansion(tmp_path, monkeypatch):
         assert reasons[f"{lang} x perm x qa"].startswith("Permutation is not supported for QA")
     assert set(reasons) >= {"en-fr x qa", "fr-ar x qa", "fr-hi x qa", "fr-ar x retrieval", "fr-hi x retrieval",
                             "ar-hi x retrieval"}
-    assert not any(s.params.get("task") == "qa" and s.params["language"] == "fr" for s in steps)
-    assert not any(s.params.get("task") == "qa" and s.params.get("transformation") == "perm" for s in steps)
+    assert not any(s.params.get("task") == "qa" and s.cfg.data.language == "fr" for s in steps)
+    assert not any(s.params.get("task") == "qa" and s.cfg.data.transformation == "perm" for s in steps)
     # a natural pair: pretrained on both languages, MZ from the first language's monolingual fine-tune
     pair_qa = find(steps, "transfer", "en", "pair", "qa", "ar")
     assert "/en-ar/pair/" in str(pair_qa.out_dir)
-    assert pair_qa.deps[0].params["options"] == {"second_language": "ar"}
+    assert pair_qa.deps[0].cfg.data.second_language == "ar" and pair_qa.deps[0].cfg.data.transformation is None
     assert pair_qa.deps[1] is find(steps, "finetune_mono", "en", None, "qa")
-    ar_hi = [s.params.get("task") for s in steps if s.kind == "transfer" and s.params.get("target_language") == "hi"
-             and s.params["language"] == "ar"]
+    ar_hi = [s.params.get("task") for s in steps if s.kind == "transfer" and s.cfg.data.second_language == "hi"
+             and s.cfg.data.language == "ar"]
     assert sorted(ar_hi) == ["ner", "pos", "qa", "xnli"]  # ar trains QA on MLQA, hi tests on XQuAD
 
 
@@ -79,7 +80,7 @@ def test_four_languages_grid_is_a_slice_of_full_sharing_the_default_models(tmp_p
     full_steps = {s.out_dir for s in runner.plan(full)[0]}
     assert four_steps < full_steps                       # every step is one full.yaml would run
     shared = {s.out_dir for s in runner.plan(default)[0] if s.kind == "pretrain"
-              and s.params["transformation"] in (None, "translit")}
+              and s.cfg.data.transformation in (None, "translit")}
     assert len(shared) == 2 and shared < four_steps      # en mono and en translit pretrained once for both
 
 

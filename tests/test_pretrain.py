@@ -6,7 +6,8 @@ import torch
 
 from xlt_helpers.corpus import pack, subword_overlap
 from xlt_helpers.model import mask_tokens
-from xlt_helpers.pretrain import PretrainConfig, batch_indices, lr_at, pretrain
+from xlt_helpers.pretrain import batch_indices, lr_at, pretrain
+from xlt_helpers.run_config import resolve
 from xlt_helpers.transformations import BOS, EOS, MASK, N_SPECIAL, DerivedLanguage
 
 V = 50
@@ -56,14 +57,14 @@ def test_lr_schedule_and_batches_are_deterministic():
     assert sorted(epoch.tolist()) == list(range(50))
 
 
-def _cfg(out, **kw):
-    return PretrainConfig(language="en", transformation="translit", scale="test", seed=0, out_dir=str(out),
-                          progress=False, overrides={"steps": 6, "checkpoint_every": 3, **kw})
+def _cfg(**kw):
+    return resolve("test", {"data.transformation": "translit", "pretrain.steps": 6, "pretrain.checkpoint_every": 3,
+                            **kw})
 
 
 def test_resume_after_kill_gives_the_same_model(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
-    full = pretrain(_cfg(tmp_path / "full"))
+    full = pretrain(_cfg(), tmp_path / "full", progress=False)
     # a run "killed" after its step-3 checkpoint: train 3 steps of a 6-step schedule, then resume
     import xlt_helpers.pretrain as P
 
@@ -77,10 +78,10 @@ def test_resume_after_kill_gives_the_same_model(tmp_path, monkeypatch):
 
     monkeypatch.setattr(P, "atomic_torch_save", kill_after_first_checkpoint)
     with pytest.raises(KeyboardInterrupt):
-        pretrain(_cfg(tmp_path / "killed"))
+        pretrain(_cfg(), tmp_path / "killed", progress=False)
     monkeypatch.setattr(P, "atomic_torch_save", real_save)
     assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["step"] == 3
-    resumed = pretrain(_cfg(tmp_path / "killed"))
+    resumed = pretrain(_cfg(), tmp_path / "killed", progress=False)
     assert resumed["final_loss"] == pytest.approx(full["final_loss"], rel=1e-5)
     a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["model"]
@@ -92,43 +93,42 @@ def test_resume_after_kill_gives_the_same_model(tmp_path, monkeypatch):
 
 def test_same_seed_same_numbers(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
-    a = pretrain(_cfg(tmp_path / "a", steps=3))
-    b = pretrain(_cfg(tmp_path / "b", steps=3))
+    a = pretrain(_cfg(**{"pretrain.steps": 3}), tmp_path / "a", progress=False)
+    b = pretrain(_cfg(**{"pretrain.steps": 3}), tmp_path / "b", progress=False)
     assert a["final_loss"] == b["final_loss"]
     assert a["subword_overlap"] == 0.0
 
 
 def test_corpus_settings(tmp_path, monkeypatch):
     from xlt_helpers.corpus import build_pretraining_data
-    from xlt_helpers.scales import get_scale
 
     monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
-    scale = get_scale("test")
-    _, full = build_pretraining_data("en", "inv", scale, 0)
+    cfg = resolve("test", {"data.transformation": "inv"})
+    _, full = build_pretraining_data(cfg)
     n_orig = int((full.langs == 0).sum())
     assert int((full.langs == 1).sum()) == n_orig  # parallel: same text, same length
-    _, half = build_pretraining_data("en", "inv", scale, 0, derived_fraction=0.5)
+    _, half = build_pretraining_data(cfg.replace(**{"data.derived_fraction": 0.5}))
     # half of the sentences (not of the blocks: sentence lengths vary)
     assert 0.3 * n_orig < int((half.langs == 1).sum()) < 0.7 * n_orig
-    _, nonpar = build_pretraining_data("en", "inv", scale, 0, setting="nonparallel")
+    _, nonpar = build_pretraining_data(cfg.replace(**{"data.corpus_setting": "nonparallel"}))
     assert 0.3 * n_orig < int((nonpar.langs == 0).sum()) < 0.7 * n_orig
     # the derived half is the inverted *second* half: not the inversion of the first half
     first = nonpar.blocks[nonpar.langs == 0][0, 1:].tolist()
     assert nonpar.blocks[nonpar.langs == 1][-1, 1:].tolist()[::-1] != first
     with pytest.raises(ValueError, match="derived_fraction"):
-        build_pretraining_data("en", "inv", scale, 0, derived_fraction=0.0)
-    with pytest.raises(ValueError, match="unknown corpus setting"):
-        build_pretraining_data("en", "inv", scale, 0, setting="shuffled")
+        cfg.replace(**{"data.derived_fraction": 0.0})
+    with pytest.raises(ValueError, match="corpus_setting = 'shuffled' is not allowed"):
+        cfg.replace(**{"data.corpus_setting": "shuffled"})
 
 
 def test_fast_masked_lm_matches_the_transformers_forward():
     """mlm_loss's own layer loop (SDPA, last layer only at the masked positions) computes the HF model's numbers."""
     from xlt_helpers.model import build_mlm, masked_hidden_states, mlm_loss
-    from xlt_helpers.scales import get_scale
     from xlt_helpers.transformations import PAD
 
-    scale = get_scale("test", layers=3, hidden=32, heads=4, ffn=64, seq_len=24, dropout=0.0)
-    model = build_mlm(scale, 40, seed=0).eval()
+    cfg = resolve("test", {"model.layers": 3, "model.hidden": 32, "model.heads": 4, "model.ffn": 64,
+                           "pretrain.seq_len": 24, "model.dropout": 0.0})
+    model = build_mlm(cfg.model, 40, seed=0).eval()
     gen = torch.Generator().manual_seed(0)
     blocks = torch.randint(N_SPECIAL, 80, (6, 24), generator=gen)
     blocks[:, 0] = BOS
@@ -157,9 +157,10 @@ def test_fast_masked_lm_matches_the_transformers_forward():
 
 _DDP_SCRIPT = """
 import sys
-from xlt_helpers.pretrain import PretrainConfig, pretrain
-pretrain(PretrainConfig(language="en", transformation="translit", scale="test", seed=0, out_dir=sys.argv[1],
-                        progress=False, overrides={"steps": 3, "dropout": 0.0}))
+from xlt_helpers.pretrain import pretrain
+from xlt_helpers.run_config import resolve
+pretrain(resolve("test", {"data.transformation": "translit", "pretrain.steps": 3, "model.dropout": 0.0}),
+         sys.argv[1], progress=False)
 """
 
 
@@ -170,9 +171,8 @@ def test_two_process_data_parallel_equals_one_process(tmp_path, monkeypatch):
     import sys
 
     monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
-    one = pretrain(PretrainConfig(language="en", transformation="translit", scale="test", seed=0,
-                                  out_dir=str(tmp_path / "one"), progress=False,
-                                  overrides={"steps": 3, "dropout": 0.0}))
+    one = pretrain(resolve("test", {"data.transformation": "translit", "pretrain.steps": 3, "model.dropout": 0.0}),
+                   tmp_path / "one", progress=False)
     script = tmp_path / "ddp.py"
     script.write_text(_DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -207,11 +207,11 @@ def test_cpu_dropout_rate_scale_and_gradient():
 
 
 def test_scale_init_range_sets_the_initial_weight_scale():
-    """``Scale.init_range`` is the std of the freshly initialised weights (demo uses a larger one)."""
+    """``model.init_range`` is the std of the freshly initialised weights (demo uses a larger one)."""
     from xlt_helpers.model import build_mlm
-    from xlt_helpers.scales import get_scale
 
     for std in (0.02, 0.06):
-        model = build_mlm(get_scale("test", hidden=64, ffn=256, init_range=std), 500, seed=0)
+        model = build_mlm(resolve("test", {"model.hidden": 64, "model.ffn": 256, "model.init_range": std}).model,
+                          500, seed=0)
         w = model.roberta.encoder.layer[0].intermediate.dense.weight
         assert float(w.std()) == pytest.approx(std, rel=0.05)

@@ -1,5 +1,6 @@
 """The runner: grid validation, step sharing, a real papermill run of every notebook, failure isolation."""
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -8,6 +9,7 @@ import pytest
 from xlt_helpers import runner
 from xlt_helpers.config import REPO_ROOT
 from xlt_helpers.experiment import ROW_COLUMNS
+from xlt_helpers.run_config import resolve
 from xlt_helpers.storage import atomic_write_json
 
 TEST_GRID = REPO_ROOT / "papermill_runs" / "grids" / "test.yaml"
@@ -20,16 +22,36 @@ def write_grid(tmp_path: Path, text: str) -> Path:
 
 
 @pytest.mark.parametrize("text, message", [
-    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\ncolour: red\n", "unknown grid keys"),
+    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\ncolour: red\n", "unknown grid key 'colour'"),
+    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\nseed: [1]\n", "did you mean 'seeds'"),
+    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\noptions: {shift_special: true}\n",
+     "`options` is gone"),
+    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\noverrides: {pretrain.stpes: 5}\n",
+     "pretrain has no field 'stpes'; did you mean 'steps'"),
+    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\noverrides: {steps: 5}\n",
+     "did you mean 'pretrain.steps'"),
+    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\noverrides: {pretrain.steps: many}\n",
+     "pretrain.steps must be int, found 'many'"),
+    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\noverrides: {model.heads: 3}\n",
+     "model.heads = 3: expected a divisor of model.hidden"),
+    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\noverrides: {pretrain.precision: fp16}\n",
+     "allowed: auto, fp32, bf16"),
+    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\noverrides: {pretrain.seed: 3}\n",
+     "set by the grid's `seeds`"),
+    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\nseeds: 0\n", "seeds must be a list"),
+    ("scale: test\nlanguages: [en\n", "not valid YAML"),
     ("scale: test\nlanguages: [xx]\ntransformations: [inv]\ntasks: [pos]\n", "unknown language 'xx'"),
     ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [parse]\n", "unknown task 'parse'"),
     ("scale: test\nlanguages: [en]\ntransformations: [flip]\ntasks: [pos]\n", "unknown transformation 'flip'"),
     ("scale: huge\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\n", "unknown scale 'huge'"),
+    ("scale: dmeo\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\n", "did you mean 'demo'"),
     ("languages: [en]\ntransformations: [inv]\ntasks: [pos]\n", "missing grid keys"),
 ])
 def test_bad_grids_are_rejected_clearly(tmp_path, text, message):
-    with pytest.raises(ValueError, match=message):
-        runner.load_grid(write_grid(tmp_path, text))
+    path = write_grid(tmp_path, text)
+    with pytest.raises(ValueError, match=re.escape(message) if "`" in message or "(" in message else message) as err:
+        runner.load_grid(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)  # one line naming the grid file
 
 
 def test_expand_shares_pretrained_models(tmp_path, monkeypatch):
@@ -50,14 +72,14 @@ def test_derived_side_options_share_the_monolingual_model(tmp_path, monkeypatch)
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
     base = "scale: test\nlanguages: [en]\ntransformations: [translit]\ntasks: [pos]\n"
     plain = runner.expand(runner.load_grid(write_grid(tmp_path, base)))
-    other = runner.expand(runner.load_grid(write_grid(tmp_path, base + "options: {corpus_setting: other_domain}\n")))
+    other = runner.expand(runner.load_grid(write_grid(tmp_path, base + "overrides: {data.corpus_setting: other_domain}\n")))
     by_kind = lambda steps, kind: {s.out_dir for s in steps if s.kind == kind}
-    mono = lambda steps: {s.out_dir for s in steps if s.params.get("transformation") is None}
+    mono = lambda steps: {s.out_dir for s in steps if s.cfg.data.transformation is None}
     assert mono(plain) == mono(other) and len(mono(plain)) == 2          # mono pretrain + its POS fine-tune
     assert by_kind(plain, "transfer").isdisjoint(by_kind(other, "transfer"))   # the bilingual models differ
-    [mono_pretrain] = [s for s in other if s.kind == "pretrain" and s.params["transformation"] is None]
-    assert "corpus_setting" not in mono_pretrain.params["options"]
-    shifted = runner.expand(runner.load_grid(write_grid(tmp_path, base + "options: {shift_special: true}\n")))
+    [mono_pretrain] = [s for s in other if s.kind == "pretrain" and s.cfg.data.transformation is None]
+    assert mono_pretrain.cfg.data.corpus_setting == "parallel"
+    shifted = runner.expand(runner.load_grid(write_grid(tmp_path, base + "overrides: {data.shift_special: true}\n")))
     assert mono(shifted).isdisjoint(mono(plain))    # MZ reads the derived language's settings from its model
 
 
@@ -97,10 +119,11 @@ def test_a_failing_step_is_recorded_and_does_not_stop_the_others(tmp_path, monke
 
     def fake_execute(step, log=print):
         ran.append(step.name)
-        if step.kind == "pretrain" and step.params["transformation"] == "inv":
+        if step.kind == "pretrain" and step.cfg.data.transformation == "inv":
             atomic_write_json({"step": step.name, "error": "RuntimeError: boom"}, step.error)
             return False
-        atomic_write_json({"rows": [{"language": "en", "transformation": step.params["transformation"] or "mono",
+        atomic_write_json({"code_fingerprint": step.code,
+                           "rows": [{"language": "en", "transformation": step.cfg.data.transformation or "mono",
                                      "task": step.params.get("task", "pretrain"), "setting": "BZ",
                                      "metric": "accuracy", "value": 0.5, "seed": 0, "scale": "test"}]},
                           step.results)
@@ -110,10 +133,10 @@ def test_a_failing_step_is_recorded_and_does_not_stop_the_others(tmp_path, monke
     monkeypatch.setattr(runner, "render_report", lambda *a, **k: None)
     report = runner.run_grid(TEST_GRID, log=lambda *a: None)
     steps = runner.expand(runner.load_grid(TEST_GRID))
-    inv_transfers = [s for s in steps if s.kind == "transfer" and s.params["transformation"] == "inv"]
+    inv_transfers = [s for s in steps if s.kind == "transfer" and s.cfg.data.transformation == "inv"]
     assert all(s.name not in ran and s.error.exists() for s in inv_transfers)
     assert "dependency failed" in json.loads(inv_transfers[0].error.read_text())["error"]
-    assert all(s.done for s in steps if s.params["transformation"] != "inv")
+    assert all(s.done for s in steps if s.cfg.data.transformation != "inv")
     failures = json.loads((report / "failures.json").read_text())
     assert len(failures) == 1 + len(inv_transfers)
     assert len(pd.read_csv(report / "results.csv")) == len(steps) - len(failures)
@@ -122,8 +145,8 @@ def test_a_failing_step_is_recorded_and_does_not_stop_the_others(tmp_path, monke
 def test_execute_step_records_a_notebook_error(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
     step = runner.Step("alignment", "03_alignment.ipynb", tmp_path / "runs" / "broken",
-                       {"language": "en", "transformation": "translit", "scale": "test", "seed": 0,
-                        "pretrained": str(tmp_path / "no_such_model"), "overrides": {}})
+                       resolve("test", {"data.transformation": "translit"}),
+                       {"pretrained": str(tmp_path / "no_such_model")})
     assert runner.execute_step(step, log=lambda *a: None) is False
     err = json.loads(step.error.read_text())
     assert "no_such_model" in err["error"] + err["traceback"] and not step.results.exists()

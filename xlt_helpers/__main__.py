@@ -1,34 +1,82 @@
 """Command line: ``python -m xlt_helpers <command>``.
 
 Commands:
-  run <grid.yaml>            run every pending step of a grid, then aggregate and render the report
-  status <grid.yaml>         list the grid's steps and whether each is done, failed or pending
-  report <grid.yaml>         re-aggregate finished steps and re-render the report without running anything
-  syntax-stats <spec>        word-order statistics of the Syntax transformation (e.g. en~hi@N~hi@V)
+  run <grid.yaml> [--rerun-stale]   run every pending step of a grid, then aggregate and render the report;
+                                    steps computed by older code are reused with a warning, or redone
+                                    with --rerun-stale
+  status <grid.yaml>                list the grid's steps: done, stale, failed or pending
+  report <grid.yaml>                re-aggregate finished steps and re-render the report without running anything
+  config <preset> [group.field=value ...]
+                                    print the resolved run configuration (JSON)
+  config --table                    the configuration table of the README (markdown)
+  syntax-stats <spec>               word-order statistics of the Syntax transformation (e.g. en~hi@N~hi@V)
+
+A bad grid or configuration ends with one line naming the file, the key and what is allowed
+(add --debug for the traceback).
 """
 from __future__ import annotations
 
+import json
 import sys
+
+
+def _config(rest: list[str]) -> int:
+    from . import run_config
+
+    if rest == ["--table"]:
+        print(run_config.config_table())
+        return 0
+    if not rest:
+        print("usage: python -m xlt_helpers config <preset> [group.field=value ...] | --table", file=sys.stderr)
+        return 2
+    overrides = {}
+    for item in rest[1:]:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise run_config.ConfigError(f"command line: {item!r}: write group.field=value")
+        try:
+            overrides[name] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[name] = value  # a bare string
+    cfg = run_config.resolve(rest[0], overrides, where="command line")
+    print(json.dumps(cfg.to_dict(), indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
-    cmd, rest = argv[0], argv[1:]
+    try:
+        return _dispatch(argv[0], argv[1:])
+    except (ValueError, FileNotFoundError) as exc:  # bad input: one line, no traceback
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(cmd: str, rest: list[str]) -> int:
     if cmd == "syntax-stats":
         from .syntax.stats import main as syntax_stats
 
         return syntax_stats(rest)
+    if cmd == "config":
+        return _config(rest)
     if cmd in ("run", "status", "report"):
-        if len(rest) != 1:
-            print(f"usage: python -m xlt_helpers {cmd} <grid.yaml>", file=sys.stderr)
+        rerun_stale = cmd == "run" and "--rerun-stale" in rest
+        rest = [a for a in rest if a != "--rerun-stale"] if cmd == "run" else rest
+        if len(rest) != 1 or rest[0].startswith("--"):
+            print(f"usage: python -m xlt_helpers {cmd} <grid.yaml>" + (" [--rerun-stale]" if cmd == "run" else ""),
+                  file=sys.stderr)
             return 2
         from . import runner
 
         if cmd == "run":
-            runner.run_grid(rest[0])
+            runner.run_grid(rest[0], rerun_stale=rerun_stale)
         elif cmd == "report":
             grid = runner.load_grid(rest[0])
             runner.aggregate(grid, runner.expand(grid))

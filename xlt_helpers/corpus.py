@@ -8,7 +8,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from .data import load_pretraining_corpus
-from .scales import Scale
+from .run_config import DataConfig, RunConfig
 from .tokenizer import encode_words_batch, load_or_train_tokenizer, split_words, vocab_size_of
 from .transformations import DerivedLanguage, Segment
 from .trees import tree_parser
@@ -54,33 +54,34 @@ def subword_overlap(corpus_a: Iterable[Sequence[int]], corpus_b: Iterable[Sequen
 
 
 def derive(derived: DerivedLanguage, encoded: Sequence[tuple[list[int], list[int]]],
-           words: Sequence[Sequence[str]], language: str, scale: Scale) -> list[list[int]]:
+           words: Sequence[Sequence[str]], language: str, data: DataConfig) -> list[list[int]]:
     """The derived corpus: every sentence transformed (parsed first if the transformation needs trees)."""
-    trees = tree_parser(language, scale)(words) if derived.needs_trees else [None] * len(encoded)
+    trees = tree_parser(language, data)(words) if derived.needs_trees else [None] * len(encoded)
     return derived.transform_corpus([i for i, _ in encoded], [w for _, w in encoded], trees)
 
 
-def pretraining_tokenizer(languages: Sequence[str], scale: Scale) -> tuple[Tokenizer, list[list[str]]]:
-    """The (cached) tokenizer for ``languages`` at this scale, and the raw corpora it was trained on."""
-    corpora = [load_pretraining_corpus(lang, max_sentences=scale.pretrain_sentences) for lang in languages]
-    return load_or_train_tokenizer(languages, corpora, scale.vocab_size), corpora
+def pretraining_tokenizer(languages: Sequence[str], cfg: RunConfig) -> tuple[Tokenizer, list[list[str]]]:
+    """The (cached) tokenizer for ``languages`` under ``cfg``, and the raw corpora it was trained on."""
+    corpora = [load_pretraining_corpus(lang, max_sentences=cfg.data.pretrain_sentences) for lang in languages]
+    return load_or_train_tokenizer(languages, corpora, cfg.model.vocab_size), corpora
 
 
-def build_pretraining_data(language: str, transformation: str | None, scale: Scale, seed: int,
-                           setting: str = "parallel", shift_special: bool = False,
-                           second_language: str | None = None,
-                           derived_fraction: float = 1.0) -> tuple[Tokenizer, PretrainingData]:
-    """Tokenize the corpus of ``language`` and add its derived copy (or a second natural language).
+def build_pretraining_data(cfg: RunConfig) -> tuple[Tokenizer, PretrainingData]:
+    """Tokenize the corpus of ``data.language`` and add its derived copy (or a second natural language).
 
-    ``transformation=None`` gives the monolingual corpus. ``setting`` chooses how the derived corpus
-    relates to the original: the same sentences (parallel), a disjoint half (nonparallel), or a
-    corpus of another domain (other_domain). ``derived_fraction`` keeps only that share of the derived
-    corpus (its first sentences), for the derived-corpus-size experiments.
+    ``data.transformation=None`` gives the monolingual corpus. ``data.corpus_setting`` chooses how the
+    derived corpus relates to the original: the same sentences (parallel), a disjoint half
+    (nonparallel), or a corpus of another domain (other_domain). ``data.derived_fraction`` keeps only
+    that share of the derived corpus (its first sentences), for the derived-corpus-size experiments.
+    The derived vocabulary is drawn with the pretraining seed.
     """
+    d = cfg.data
+    language, transformation, second_language = d.language, d.transformation, d.second_language
+    setting, derived_fraction = d.corpus_setting, d.derived_fraction
     if setting not in CORPUS_SETTINGS:
         raise ValueError(f"unknown corpus setting {setting!r}; known: {CORPUS_SETTINGS}")
     langs = [language] + ([second_language] if second_language else [])
-    tok, corpora = pretraining_tokenizer(langs, scale)
+    tok, corpora = pretraining_tokenizer(langs, cfg)
     V = vocab_size_of(tok)
     original = DerivedLanguage("orig", V)
     words = [split_words(s) for s in corpora[0]]
@@ -93,7 +94,7 @@ def build_pretraining_data(language: str, transformation: str | None, scale: Sca
     elif transformation is None:
         parts = [(original, ids)]
     else:
-        derived = DerivedLanguage(transformation, V, seed=seed, shift_special=shift_special)
+        derived = DerivedLanguage(transformation, V, seed=cfg.pretrain.seed, shift_special=d.shift_special)
         src_words, src_encoded = words, encoded
         if setting == "parallel":
             src_orig = ids
@@ -108,10 +109,10 @@ def build_pretraining_data(language: str, transformation: str | None, scale: Sca
             raise ValueError(f"derived_fraction must be in (0, 1], got {derived_fraction}")
         keep = max(1, int(round(derived_fraction * len(src_encoded))))
         src_words, src_encoded = src_words[:keep], src_encoded[:keep]
-        parts = [(original, src_orig), (derived, derive(derived, src_encoded, src_words, language, scale))]
+        parts = [(original, src_orig), (derived, derive(derived, src_encoded, src_words, language, d))]
     blocks, block_langs = [], []
     for k, (lang, sents) in enumerate(parts):
-        b = pack(sents, lang.bos, lang.eos, scale.seq_len)
+        b = pack(sents, lang.bos, lang.eos, cfg.pretrain.seq_len)
         blocks.append(b)
         block_langs.append(np.full(len(b), k, dtype=np.int64))
     overlap = subword_overlap(parts[0][1], parts[1][1]) if len(parts) > 1 else 1.0

@@ -677,3 +677,29 @@ def _load_hub(task: str, language: str, split: str, max_examples: int | None) ->
             tags.append(tag)
         out.append(TaggedSentence(tuple(words), tuple(tags)))
     return out
+
+
+def registry_fingerprint(language: str, *key: str) -> str:
+    """Changes when the registry entry ``language.<key...>`` (e.g. ``pretrain``, ``tasks pos``) or a file it
+    names (size, modification time) changes: the data part of a step's folder key. A missing entry
+    gives a fixed value (the step itself will say what is missing)."""
+    from .fingerprint import files_fingerprint
+
+    entry: Any = language_spec(language)
+    for k in key:
+        entry = entry.get(k) if isinstance(entry, dict) else None
+    root = data_dir()
+    paths: list[str] = []
+
+    def walk(e: Any) -> None:
+        if isinstance(e, dict):
+            paths.extend(e.get("paths", []))
+            paths.extend(e.get("parallel", {}).values())
+            for k, v in e.items():
+                if k not in ("paths", "parallel"):
+                    walk(v)
+
+    walk(entry)
+    files = [root / p for p in paths]
+    return files_fingerprint([f for f in files if f.exists()],
+                             salt=[language, list(key), entry, [str(f) for f in files if not f.exists()]])

@@ -25,10 +25,11 @@ from tokenizers import Tokenizer
 
 from .alignment import alignment_report
 from .data import has_task, load_task, parallel_sentences
-from .finetune import FinetuneConfig, evaluate_all, finetune, load_finetuned
+from .finetune import evaluate_all, finetune, load_finetuned
+from .fingerprint import code_fingerprint
 from .metrics import delta_mono, delta_sup
-from .pretrain import PretrainConfig, pretrain
-from .scales import get_scale
+from .pretrain import pretrain
+from .run_config import RunConfig
 from .storage import atomic_write_json, read_json
 from .tasks import get_task, load_encoded
 from .transformations import N_SPECIAL, DerivedLanguage
@@ -49,31 +50,29 @@ def row(language: str, transformation: str, task: str, setting: str, metric: str
     return dict(zip(ROW_COLUMNS, (language, transformation, task, setting, metric, float(value), seed, scale)))
 
 
+def labels(cfg: RunConfig) -> tuple[str, str]:
+    """The ``language`` and ``transformation`` columns of a model's rows (``en-fr``/``pair``, ``en``/``mono``)."""
+    d = cfg.data
+    if d.second_language:
+        return pair_name(d.language, d.second_language), PAIR
+    return d.language, d.transformation or MONO
+
+
 def model_meta(model_dir: str | Path) -> dict:
     return read_json(Path(model_dir) / "xlt_meta.json")
 
 
-def run_pretrain(language: str, transformation: str | None, scale: str, seed: int, out_dir: str | Path,
-                 **options) -> dict:
-    """Pretrain the bilingual model of ``language`` + T(language) (``transformation=None``: monolingual)."""
-    cfg = PretrainConfig(language=language, transformation=transformation, scale=scale, seed=seed,
-                         out_dir=str(out_dir), **options)
+def run_pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
+    """Pretrain the model of ``cfg``: ``data.language`` + its derived language (or second language, or
+    nothing: monolingual)."""
     t0 = time.time()
-    meta = pretrain(cfg)
-    name = transformation or MONO
-    label = language
-    if cfg.second_language:
-        label, name = pair_name(language, cfg.second_language), PAIR
-    rows = [row(label, name, "pretrain", "none", "final_mlm_loss", meta["final_loss"], seed, scale),
-            row(label, name, "pretrain", "none", "subword_overlap", meta["subword_overlap"], seed, scale),
-            row(label, name, "pretrain", "none", "tokens_per_s", meta["tokens_per_s"], seed, scale)]
-    return {"rows": rows, "model_dir": str(Path(out_dir) / "model"), "seconds": time.time() - t0, "meta": meta}
-
-
-def _finetune_cfg(scale_name: str, seed: int, overrides: dict | None) -> tuple:
-    scale = get_scale(scale_name, **(overrides or {}))
-    cfg = FinetuneConfig(epochs=scale.ft_epochs, batch_size=scale.ft_batch_size, lr=scale.ft_lr, seed=seed)
-    return scale, cfg
+    meta = pretrain(cfg, out_dir, progress)
+    label, name = labels(cfg)
+    rows = [row(label, name, "pretrain", "none", metric, meta[key], cfg.pretrain.seed, cfg.preset)
+            for metric, key in (("final_mlm_loss", "final_loss"), ("subword_overlap", "subword_overlap"),
+                                ("tokens_per_s", "tokens_per_s"))]
+    return {"kind": "pretrain", "rows": rows,
+            "model_dir": str(Path(out_dir) / "model"), "seconds": time.time() - t0, "meta": meta}
 
 
 def _languages(model_dir: str | Path, transformation: str | None) -> tuple[Tokenizer, DerivedLanguage, DerivedLanguage]:
@@ -85,54 +84,71 @@ def _languages(model_dir: str | Path, transformation: str | None) -> tuple[Token
     return tok, orig, derived
 
 
-def run_finetune_mono(language: str, task: str, scale: str, seed: int, mono_dir: str | Path, out_dir: str | Path,
-                      overrides: dict | None = None) -> dict:
+def run_finetune_step(cfg: RunConfig, task: str, pretrained: str | Path, out_dir: str | Path,
+                      mono_task_dir: str | Path | None = None) -> dict:
+    """The fine-tuning step of notebook 02 for ``cfg``: the monolingual model's (shared by every MZ), a
+    derived language's BS/BZ/MZ, or a natural pair's."""
+    if cfg.data.second_language:
+        return run_pair_transfer(cfg, task, pretrained, mono_task_dir)
+    if cfg.data.transformation is None:
+        return run_finetune_mono(cfg, task, pretrained, out_dir)
+    return run_transfer(cfg, task, pretrained, mono_task_dir)
+
+
+def _encoder(cfg: RunConfig, task: str, tok: Tokenizer, trees=None):
+    """``enc(split, language, lang, cap)``: a task split encoded under ``cfg.finetune``."""
+    ft = cfg.finetune
+    return lambda split, code, lang, cap: load_encoded(task, code, split, tok, lang, ft.max_len, cap, trees,
+                                                       seed=ft.seed)
+
+
+def _evaluate(model, spec, data, cfg: RunConfig) -> dict[str, float]:
+    return evaluate_all(model, spec, data, cfg.finetune.eval_batch_size, cfg.finetune.precision)
+
+
+def run_finetune_mono(cfg: RunConfig, task: str, mono_dir: str | Path, out_dir: str | Path) -> dict:
     """Fine-tune the monolingual model on the original task data (shared by every MZ evaluation)."""
-    spec = get_task(task)
-    sc, cfg = _finetune_cfg(scale, seed, overrides)
+    spec, ft, lang = get_task(task), cfg.finetune, cfg.data.language
     tok, orig, _ = _languages(mono_dir, None)
-    train = load_encoded(task, language, "train", tok, orig, sc.ft_max_len, sc.ft_train_examples, seed=seed)
-    test = load_encoded(task, language, "test", tok, orig, sc.ft_max_len, sc.ft_test_examples, seed=seed)
-    model = finetune(mono_dir, spec, train, cfg)
+    enc = _encoder(cfg, task, tok)
+    train, test = enc("train", lang, orig, ft.train_examples), enc("test", lang, orig, ft.test_examples)
+    model = finetune(mono_dir, spec, train, ft)
     out = Path(out_dir) / "model"
     model.save_pretrained(out)
     (out / "tokenizer.json").write_text((Path(mono_dir) / "tokenizer.json").read_text())
     atomic_write_json(model_meta(mono_dir), out / "xlt_meta.json")
-    scores = evaluate_all(model, spec, test)
-    return {"rows": [row(language, MONO, task, "orig", m, v, seed, scale) for m, v in scores.items()],
-            "model_dir": str(out)}
+    scores = _evaluate(model, spec, test, cfg)
+    return {"kind": "finetune_mono", "model_dir": str(out),
+            "rows": [row(lang, MONO, task, "orig", m, v, cfg.pretrain.seed, cfg.preset) for m, v in scores.items()]}
 
 
-def run_transfer(language: str, transformation: str, task: str, scale: str, seed: int, bilingual_dir: str | Path,
-                 mono_task_dir: str | Path, overrides: dict | None = None) -> dict:
+def run_transfer(cfg: RunConfig, task: str, bilingual_dir: str | Path, mono_task_dir: str | Path) -> dict:
     """BS, BZ and MZ of one derived language on one task, and the deltas built from them.
 
     BS: fine-tune the bilingual model on derived train, test on derived test. BZ: fine-tune it on the
     original train, test on derived test. MZ: the monolingual model fine-tuned on the original (from
     ``run_finetune_mono``), tested on derived test. ``orig`` is BZ's model on the original test set.
     """
-    spec = get_task(task)
-    sc, cfg = _finetune_cfg(scale, seed, overrides)
-    tok, orig, derived = _languages(bilingual_dir, transformation)
-    trees = task_trees(task, language, sc) if derived.needs_trees else None
-    enc = lambda split, lang, cap: load_encoded(task, language, split, tok, lang, sc.ft_max_len, cap, trees,  # noqa: E731
-                                                seed=seed)
-    train_o, train_d = enc("train", orig, sc.ft_train_examples), enc("train", derived, sc.ft_train_examples)
-    test_o, test_d = enc("test", orig, sc.ft_test_examples), enc("test", derived, sc.ft_test_examples)
+    spec, ft, lang = get_task(task), cfg.finetune, cfg.data.language
+    tok, orig, derived = _languages(bilingual_dir, cfg.data.transformation)
+    trees = task_trees(task, lang, cfg.data) if derived.needs_trees else None
+    enc = _encoder(cfg, task, tok, trees)
+    train_o, train_d = enc("train", lang, orig, ft.train_examples), enc("train", lang, derived, ft.train_examples)
+    test_o, test_d = enc("test", lang, orig, ft.test_examples), enc("test", lang, derived, ft.test_examples)
 
-    model = finetune(bilingual_dir, spec, train_o, cfg)
-    scores = {"BZ": evaluate_all(model, spec, test_d), "orig": evaluate_all(model, spec, test_o)}
-    model = finetune(bilingual_dir, spec, train_d, cfg)
-    scores["BS"] = evaluate_all(model, spec, test_d)
+    model = finetune(bilingual_dir, spec, train_o, ft)
+    scores = {"BZ": _evaluate(model, spec, test_d, cfg), "orig": _evaluate(model, spec, test_o, cfg)}
+    model = finetune(bilingual_dir, spec, train_d, ft)
+    scores["BS"] = _evaluate(model, spec, test_d, cfg)
     mono = load_finetuned(Path(mono_task_dir) / "model", spec)
-    scores["MZ"] = evaluate_all(mono, spec, test_d)
-    return {"rows": _transfer_rows(language, transformation, spec, scores, seed, scale)}
+    scores["MZ"] = _evaluate(mono, spec, test_d, cfg)
+    return {"kind": "transfer", "rows": _transfer_rows(cfg, spec, scores)}
 
 
-def _transfer_rows(language: str, transformation: str, spec, scores: dict[str, dict[str, float]], seed: int,
-                   scale: str) -> list[dict]:
+def _transfer_rows(cfg: RunConfig, spec, scores: dict[str, dict[str, float]]) -> list[dict]:
     """One row per setting and metric, then the deltas of the primary metric (where both sides exist)."""
-    r = lambda setting, metric, v: row(language, transformation, spec.name, setting, metric, v, seed, scale)  # noqa: E731
+    label, name = labels(cfg)
+    r = lambda setting, metric, v: row(label, name, spec.name, setting, metric, v, cfg.pretrain.seed, cfg.preset)  # noqa: E731
     rows = [r(setting, m, scores[setting][m]) for setting in ("BS", "BZ", "MZ", "orig") if setting in scores
             for m in spec.metrics if m in scores[setting]]
     main = {setting: s[spec.metric] for setting, s in scores.items()}
@@ -143,28 +159,25 @@ def _transfer_rows(language: str, transformation: str, spec, scores: dict[str, d
     return rows
 
 
-def run_pair_transfer(language: str, target_language: str, task: str, scale: str, seed: int, pair_dir: str | Path,
-                      mono_task_dir: str | Path, overrides: dict | None = None) -> dict:
+def run_pair_transfer(cfg: RunConfig, task: str, pair_dir: str | Path, mono_task_dir: str | Path) -> dict:
     """BZ, BS and MZ of a natural language pair (see the module docstring for what each one means here)."""
-    spec = get_task(task)
-    sc, cfg = _finetune_cfg(scale, seed, overrides)
+    spec, ft = get_task(task), cfg.finetune
+    first, second = cfg.data.language, cfg.data.second_language
     tok, orig, _ = _languages(pair_dir, None)
+    enc = _encoder(cfg, task, tok)
 
-    def enc(lang_code: str, split: str, cap: int | None, tokenizer: Tokenizer = tok, lang: DerivedLanguage = orig):
-        return load_encoded(task, lang_code, split, tokenizer, lang, sc.ft_max_len, cap, seed=seed)
-
-    test_b = enc(target_language, "test", sc.ft_test_examples)
-    model = finetune(pair_dir, spec, enc(language, "train", sc.ft_train_examples), cfg)
-    scores = {"BZ": evaluate_all(model, spec, test_b),
-              "orig": evaluate_all(model, spec, enc(language, "test", sc.ft_test_examples))}
-    if has_task(task, target_language, ("train",)):
-        model = finetune(pair_dir, spec, enc(target_language, "train", sc.ft_train_examples), cfg)
-        scores["BS"] = evaluate_all(model, spec, test_b)
+    test_b = enc("test", second, orig, ft.test_examples)
+    model = finetune(pair_dir, spec, enc("train", first, orig, ft.train_examples), ft)
+    scores = {"BZ": _evaluate(model, spec, test_b, cfg),
+              "orig": _evaluate(model, spec, enc("test", first, orig, ft.test_examples), cfg)}
+    if has_task(task, second, ("train",)):
+        model = finetune(pair_dir, spec, enc("train", second, orig, ft.train_examples), ft)
+        scores["BS"] = _evaluate(model, spec, test_b, cfg)
     mono_model = Path(mono_task_dir) / "model"
     mono_tok, mono_orig, _ = _languages(mono_model, None)
-    mono_test = enc(target_language, "test", sc.ft_test_examples, mono_tok, mono_orig)
-    scores["MZ"] = evaluate_all(load_finetuned(mono_model, spec), spec, mono_test)
-    return {"rows": _transfer_rows(pair_name(language, target_language), PAIR, spec, scores, seed, scale)}
+    mono_test = _encoder(cfg, task, mono_tok)("test", second, mono_orig, ft.test_examples)
+    scores["MZ"] = _evaluate(load_finetuned(mono_model, spec), spec, mono_test, cfg)
+    return {"kind": "transfer", "rows": _transfer_rows(cfg, spec, scores)}
 
 
 def retrieval_sentences(language: str, target_language: str | None, max_sentences: int | None
@@ -181,50 +194,57 @@ def retrieval_sentences(language: str, target_language: str | None, max_sentence
     return pair
 
 
-def run_retrieval(language: str, transformation: str | None, scale: str, seed: int, bilingual_dir: str | Path,
-                  mono_dir: str | Path, target_language: str | None = None, overrides: dict | None = None) -> dict:
+def run_retrieval(cfg: RunConfig, bilingual_dir: str | Path, mono_dir: str | Path) -> dict:
     """Tatoeba accuracy@1 (both directions) of the bilingual (BZ) and monolingual (MZ) models, no fine-tuning.
 
-    Derived language: each original sentence against the transformed set. Natural pair: ``language``
-    against ``target_language`` (translations), with the pair model and the monolingual model of
-    ``language``.
+    Derived language: each original sentence against the transformed set. Natural pair
+    (``data.second_language``): ``data.language`` against its translations, with the pair model and
+    the monolingual model of ``data.language``.
     """
     from .retrieval import evaluate_retrieval, load_encoder
 
-    sc = get_scale(scale, **(overrides or {}))
-    src, tgt = retrieval_sentences(language, target_language, sc.ft_test_examples)
-    target_spec = None if target_language else transformation  # a natural pair: both sides are original text
+    d, ft = cfg.data, cfg.finetune
+    src, tgt = retrieval_sentences(d.language, d.second_language, ft.test_examples)
+    target_spec = None if d.second_language else d.transformation  # a natural pair: both sides are original text
     scores = {}
     for setting, model_dir in (("BZ", bilingual_dir), ("MZ", mono_dir)):
         tok, orig, derived = _languages(model_dir, target_spec)
-        trees = tree_parser(language, sc) if derived.needs_trees else None
-        scores[setting] = evaluate_retrieval(load_encoder(model_dir), tok, orig, src, derived, tgt, sc.ft_max_len,
-                                             trees)
-    label, name = (pair_name(language, target_language), PAIR) if target_language else (language, transformation)
-    rows = [row(label, name, "retrieval", setting, m, v, seed, scale)
+        trees = tree_parser(d.language, d) if derived.needs_trees else None
+        scores[setting] = evaluate_retrieval(load_encoder(model_dir, ft.device), tok, orig, src, derived, tgt,
+                                             ft.max_len, trees, cfg.evaluate.retrieval_layer, ft.precision)
+    label, name = labels(cfg)
+    seed = cfg.pretrain.seed
+    rows = [row(label, name, "retrieval", setting, m, v, seed, cfg.preset)
             for setting, sc_ in scores.items() for m, v in sc_.items()]
     rows.append(row(label, name, "retrieval", "delta", "delta_mono",
-                    delta_mono(scores["MZ"]["accuracy"], scores["BZ"]["accuracy"]), seed, scale))
-    return {"rows": rows, "n_sentences": len(src)}
+                    delta_mono(scores["MZ"]["accuracy"], scores["BZ"]["accuracy"]), seed, cfg.preset))
+    return {"kind": "retrieval", "rows": rows, "n_sentences": len(src)}
 
 
-def run_alignment(language: str, transformation: str, scale: str, seed: int, bilingual_dir: str | Path) -> dict:
+def run_alignment(cfg: RunConfig, bilingual_dir: str | Path) -> dict:
     """Embedding alignment P@1 (without mapping, and with Procrustes on held-out pairs)."""
     from transformers import RobertaForMaskedLM
 
-    _, _, derived = _languages(bilingual_dir, transformation)
+    _, _, derived = _languages(bilingual_dir, cfg.data.transformation)
     model = RobertaForMaskedLM.from_pretrained(str(bilingual_dir))
     emb = model.roberta.embeddings.word_embeddings.weight
-    rep = alignment_report(emb, derived.table, N_SPECIAL, get_scale(scale).alignment_heldout, seed)
-    rows = [row(language, transformation, "alignment", "none", k, rep[k], seed, scale)
+    seed = cfg.pretrain.seed
+    rep = alignment_report(emb, derived.table, N_SPECIAL, cfg.evaluate.alignment_heldout, seed)
+    label, name = labels(cfg)
+    rows = [row(label, name, "alignment", "none", k, rep[k], seed, cfg.preset)
             for k in ("alignment_at_1", "alignment_at_1_procrustes", "chance")]
-    return {"rows": rows, "report": rep}
+    return {"kind": "alignment", "rows": rows, "report": rep}
 
 
-def save_results(result: dict, out_dir: str | Path, params: dict) -> Path:
-    """Write ``results.json`` (atomically) beside the executed notebook: the step is done once it exists."""
+def save_results(result: dict, out_dir: str | Path, cfg: RunConfig, params: dict | None = None) -> Path:
+    """Write ``results.json`` (atomically) beside the executed notebook: the step is done once it exists.
+
+    It carries the resolved config and the fingerprint of the code that computed it (``runner.status``
+    compares it with today's code to call a step stale).
+    """
     path = Path(out_dir) / "results.json"
-    atomic_write_json({"params": params, **result}, path)
+    atomic_write_json({"params": params or {}, "config": cfg.to_dict(),
+                       "code_fingerprint": code_fingerprint(result["kind"]), **result}, path)
     return path
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -14,22 +13,11 @@ from transformers import (RobertaForQuestionAnswering, RobertaForSequenceClassif
 from transformers.utils import logging as hf_logging
 
 from .model import autocast, pick_device, set_threads
+from .run_config import FinetuneConfig
 from .tasks import IGNORE, Encoded, TaskSpec, score_all
 from .transformations import PAD
 
 hf_logging.set_verbosity_error()  # the 'newly initialized head' report is expected on every fine-tune
-
-
-@dataclass
-class FinetuneConfig:
-    epochs: float = 2.0
-    batch_size: int = 32
-    lr: float = 1e-3
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
@@ -95,8 +83,12 @@ def load_finetuned(path: str | Path, task: TaskSpec):
     return _head(task).from_pretrained(str(path)).eval()
 
 
-def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], cfg: FinetuneConfig):
-    """Fine-tune a copy of the pretrained model on ``train``; returns the model (in eval mode)."""
+def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], cfg: FinetuneConfig,
+             progress: bool = True):
+    """Fine-tune a copy of the pretrained model on ``train`` (a resolved ``finetune`` group: its seed is
+    set); returns the model (in eval mode)."""
+    if cfg.seed is None:
+        raise ValueError("finetune.seed is unresolved: build the config with run_config.resolve")
     device = pick_device(cfg.device)
     if device.type == "cpu":
         set_threads()
@@ -112,16 +104,16 @@ def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], c
     lengths = [len(e.input_ids) for e in train]
     model.train()
     step = 0
-    bar = tqdm(total=total, desc=f"fine-tune {task.name}", disable=not cfg.progress, mininterval=2.0)
+    bar = tqdm(total=total, desc=f"fine-tune {task.name}", disable=not progress, mininterval=2.0)
     while step < total:
         for idx in length_batches(lengths, cfg.batch_size, rng):
             if step >= total:
                 break
             batch = {k: v.to(device) for k, v in collate(train, idx, task.kind).items()}
-            with autocast(device):
+            with autocast(device, cfg.precision):
                 loss = model(**batch).loss
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
@@ -133,7 +125,7 @@ def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], c
 
 
 @torch.no_grad()
-def predict(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128) -> list:
+def predict(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128, precision: str = "auto") -> list:
     """Predictions in the metric's label space, in the order of ``data`` (batched, no gradients).
 
     For QA (``span``) each prediction is the pair (start logits, end logits) of one window.
@@ -143,7 +135,7 @@ def predict(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 12
     out: list = [None] * len(data)
     for idx in length_batches([len(e.input_ids) for e in data], batch_size, None):
         batch = collate(data, idx, task.kind)
-        with autocast(device):
+        with autocast(device, precision):
             result = model(input_ids=batch["input_ids"].to(device),
                            attention_mask=batch["attention_mask"].to(device))
         if task.kind == "span":
@@ -162,11 +154,12 @@ def predict(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 12
     return out
 
 
-def evaluate_all(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128) -> dict[str, float]:
+def evaluate_all(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128,
+                 precision: str = "auto") -> dict[str, float]:
     """Every metric of the task (QA: f1 and em) of ``model`` on ``data``."""
-    return score_all(task, predict(model, task, data, batch_size), data)
+    return score_all(task, predict(model, task, data, batch_size, precision), data)
 
 
-def evaluate(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128) -> float:
+def evaluate(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128, precision: str = "auto") -> float:
     """The task's primary metric of ``model`` on ``data``."""
-    return evaluate_all(model, task, data, batch_size)[task.metric]
+    return evaluate_all(model, task, data, batch_size, precision)[task.metric]

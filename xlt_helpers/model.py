@@ -8,38 +8,42 @@ import torch
 import torch.nn.functional as F
 from transformers import RobertaConfig, RobertaForMaskedLM
 
-from .scales import Scale
+from .run_config import ModelConfig
 from .transformations import BOS, EOS, MASK, N_SPECIAL, PAD
 
 
-def roberta_config(scale: Scale, vocab_size: int) -> RobertaConfig:
-    """A RoBERTa config at ``scale`` with ``2 * vocab_size`` embeddings (room for a transliterated twin)."""
+def roberta_config(model: ModelConfig, vocab_size: int) -> RobertaConfig:
+    """A RoBERTa config of a resolved ``model`` group with ``2 * vocab_size`` embeddings (room for a twin)."""
+    if model.max_positions is None:
+        raise ValueError("model.max_positions is unresolved: build the config with run_config.resolve")
     return RobertaConfig(
         vocab_size=2 * vocab_size,
-        hidden_size=scale.hidden,
-        num_hidden_layers=scale.layers,
-        num_attention_heads=scale.heads,
-        intermediate_size=scale.ffn,
-        max_position_embeddings=max(scale.seq_len, scale.ft_max_len) + 2,
+        hidden_size=model.hidden,
+        num_hidden_layers=model.layers,
+        num_attention_heads=model.heads,
+        intermediate_size=model.ffn,
+        max_position_embeddings=model.max_positions,
         type_vocab_size=1,
         pad_token_id=PAD,
         bos_token_id=BOS,
         eos_token_id=EOS,
-        hidden_dropout_prob=scale.dropout,
-        attention_probs_dropout_prob=scale.dropout,
-        initializer_range=scale.init_range,
+        hidden_dropout_prob=model.dropout,
+        attention_probs_dropout_prob=model.dropout,
+        initializer_range=model.init_range,
     )
 
 
-def build_mlm(scale: Scale, vocab_size: int, seed: int) -> RobertaForMaskedLM:
-    """A freshly initialised masked-LM, identical for identical (scale, vocab, seed)."""
+def build_mlm(model: ModelConfig, vocab_size: int, seed: int) -> RobertaForMaskedLM:
+    """A freshly initialised masked-LM, identical for identical (model, vocab, seed)."""
     torch.manual_seed(seed)
-    return RobertaForMaskedLM(roberta_config(scale, vocab_size))
+    return RobertaForMaskedLM(roberta_config(model, vocab_size))
 
 
 def mask_tokens(blocks: torch.Tensor, langs: torch.Tensor, vocab_tables: torch.Tensor, vocab_size: int,
-                generator: torch.Generator, prob: float = 0.15) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """BERT masking: choose ``prob`` of the non-special positions; 80% -> <mask>, 10% random, 10% kept.
+                generator: torch.Generator, prob: float = 0.15, mask_share: float = 0.8,
+                random_share: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BERT masking: choose ``prob`` of the non-special positions; of those ``mask_share`` -> <mask>,
+    ``random_share`` -> a random token, the rest kept (BERT: 80/10/10).
 
     Random replacements come from the vocabulary of the block's own language: a random original
     sub-word mapped through that language's table (``vocab_tables[lang]``), so a transliterated block
@@ -53,8 +57,8 @@ def mask_tokens(blocks: torch.Tensor, langs: torch.Tensor, vocab_tables: torch.T
     targets = blocks.view(-1)[flat]
     inputs = blocks.clone().view(-1)
     action = torch.rand(flat.shape, generator=generator)
-    to_mask = flat[action < 0.8]
-    to_rand = flat[(action >= 0.8) & (action < 0.9)]
+    to_mask = flat[action < mask_share]
+    to_rand = flat[(action >= mask_share) & (action < mask_share + random_share)]
     inputs[to_mask] = MASK
     rand_orig = torch.randint(N_SPECIAL, vocab_size, to_rand.shape, generator=generator)
     rand_lang = langs.repeat_interleave(blocks.shape[1])[to_rand]
@@ -99,11 +103,6 @@ def masked_hidden_states(model: RobertaForMaskedLM, inputs: torch.Tensor, positi
     rows, rank, grid = rows.to(dev, non_blocking=True), rank.to(dev, non_blocking=True), grid.to(dev, non_blocking=True)
     out = _encoder_layer(layers[-1], h, cfg, model.training, query_cols=grid)
     return out[rows, rank]
-
-
-def compile_requested(flag: bool | None = None) -> bool:
-    """Whether to ``torch.compile``: an explicit flag wins, else ``$XLT_COMPILE=1``."""
-    return bool(flag) if flag is not None else os.environ.get("XLT_COMPILE", "0") not in ("", "0")
 
 
 def compile_layers(model: RobertaForMaskedLM) -> RobertaForMaskedLM:
@@ -235,16 +234,17 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on GPU; full precision on CPU unless ``$XLT_CPU_BF16=1``.
+def autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
+    """bf16 autocast for ``precision="bf16"``; none for ``"fp32"``; ``"auto"``: bf16 on a GPU only.
 
+    A resolved config never says ``auto`` (run_config.resolve turns ``$XLT_CPU_BF16`` into ``bf16``):
     bf16 matmuls are slower than fp32 on CPUs without bf16 units; on CPUs with them (avx512_bf16, AMX)
     they run ~2x fp32 (benchmarks/README.md), hence the opt-in.
     """
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if device.type == "cpu" and os.environ.get("XLT_CPU_BF16", "0") not in ("", "0"):
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "bf16" and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,27 +14,10 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .corpus import build_pretraining_data
-from .model import (autocast, build_mlm, compile_layers, compile_requested, mask_tokens, mlm_loss, pick_device,
-                    set_threads)
-from .scales import get_scale
+from .fingerprint import code_fingerprint
+from .model import autocast, build_mlm, compile_layers, mask_tokens, mlm_loss, pick_device, set_threads
+from .run_config import PretrainConfig, RunConfig, step_key
 from .storage import atomic_write_json, atomic_torch_save
-
-
-@dataclass
-class PretrainConfig:
-    language: str
-    transformation: str | None = None   # None: monolingual model
-    scale: str = "demo"
-    seed: int = 0
-    corpus_setting: str = "parallel"
-    shift_special: bool = False
-    derived_fraction: float = 1.0       # size of the derived corpus as a share of the original
-    second_language: str | None = None  # a natural language pair instead of a derived language
-    out_dir: str = "pretrained"
-    device: str = "auto"
-    overrides: dict = field(default_factory=dict)  # Scale fields to override (e.g. steps)
-    progress: bool = True
-    compile: bool | None = None         # torch.compile the encoder layers (None: $XLT_COMPILE=1)
 
 
 def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
@@ -68,16 +50,18 @@ class MaskedLMLoss(torch.nn.Module):
         return mlm_loss(self.model, inputs, positions, targets)
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, device: torch.device) -> torch.optim.AdamW:
-    """RoBERTa's AdamW (betas 0.9/0.98, eps 1e-6, weight decay 0.01), fused into one kernel for all
-    parameters on CPU as on GPU (the default per-tensor loop cost ~5% of a CPU step)."""
-    return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.01,
-                             fused=device.type in ("cuda", "cpu"))
+def make_optimizer(model: torch.nn.Module, p: PretrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with the config's betas, eps and weight decay (defaults: RoBERTa's), fused into one kernel
+    for all parameters on CPU as on GPU (the default per-tensor loop cost ~5% of a CPU step)."""
+    if p.optimizer != "adamw":
+        raise ValueError(f"pretrain.optimizer {p.optimizer!r} is not implemented (allowed: adamw)")
+    return torch.optim.AdamW(model.parameters(), lr=p.lr, betas=tuple(p.betas), eps=p.eps,
+                             weight_decay=p.weight_decay, fused=device.type in ("cuda", "cpu"))
 
 
 def train_step(net: torch.nn.Module, model: torch.nn.Module, opt: torch.optim.Optimizer, inputs: torch.Tensor,
                positions: torch.Tensor, targets: torch.Tensor, device: torch.device, grad_accum: int = 1,
-               rank: int = 0, world: int = 1) -> float:
+               rank: int = 0, world: int = 1, precision: str = "auto", grad_clip: float = 1.0) -> float:
     """One optimizer step on a masked batch (``mask_tokens``'s output, on the CPU); returns its loss.
 
     ``net`` is ``MaskedLMLoss(model)`` (or its DistributedDataParallel wrapper). Rank ``rank`` of ``world``
@@ -96,7 +80,7 @@ def train_step(net: torch.nn.Module, model: torch.nn.Module, opt: torch.optim.Op
         n_sel = int(sel.sum())
         sub_in = inputs[lo_row: lo_row + micro].to(device, non_blocking=True)
         sync = world == 1 or m == grad_accum - 1
-        with (contextlib.nullcontext() if sync else net.no_sync()), autocast(device):
+        with (contextlib.nullcontext() if sync else net.no_sync()), autocast(device, precision):
             # positions stay on the CPU: mlm_loss lays them out per row without a device sync
             loss = net(sub_in, positions[sel] - lo, targets[sel].to(device, non_blocking=True))
         # weight = this micro-batch's share of the step's masked positions (times world: DDP averages)
@@ -104,11 +88,103 @@ def train_step(net: torch.nn.Module, model: torch.nn.Module, opt: torch.optim.Op
         loss_part += loss.detach().float() * (n_sel / n_total)
     if world > 1:
         dist.all_reduce(loss_part)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     opt.step()
     opt.zero_grad(set_to_none=True)
     return float(loss_part)
 
+
+def pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
+    """Pretrain (or resume) the model of ``cfg`` and save it to ``out_dir/model``; returns a summary dict.
+
+    Under ``torchrun --nproc_per_node=N`` (WORLD_SIZE > 1) every rank takes its slice of each step's
+    blocks (masking is drawn for the whole batch first, so the run sees exactly the data, masks and
+    loss of a one-process run) and DistributedDataParallel averages the gradients; only rank 0 writes
+    the log, checkpoints and the model.
+    """
+    out, p, seed = Path(out_dir), cfg.pretrain, cfg.pretrain.seed
+    rank, world, device, main, threads = _setup(cfg, out)
+
+    # ---- data: tokenizer, original + derived corpus, packed blocks --------------------------
+    with _rank0_first(world, main):  # rank 0 trains and caches the tokenizer first
+        tok, data = build_pretraining_data(cfg)
+    V = data.vocab_size
+    blocks = torch.from_numpy(data.blocks)
+    langs = torch.from_numpy(data.langs)
+    tables = torch.from_numpy(np.stack([lang.table for lang in data.languages]))
+
+    # ---- model and optimizer ------------------------------------------------------------------
+    model = build_mlm(cfg.model, V, seed).to(device)
+    if p.compile:
+        compile_layers(model)
+    opt = make_optimizer(model, p, device)
+    ckpt_path, log_path = out / "checkpoint.pt", out / "loss_log.csv"
+    step = _resume(ckpt_path, model, opt, device, rank, world, seed, run_id=_run_id(cfg))
+    if main:
+        _truncate_log(log_path, step)
+    net: torch.nn.Module = MaskedLMLoss(model)
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None)
+
+    # ---- training loop --------------------------------------------------------------------------
+    model.train()
+    tokens_per_step = p.batch_size * p.seq_len
+    label = cfg.data.second_language or cfg.data.transformation or "mono"
+    bar = tqdm(total=p.steps, initial=step, desc=f"pretrain {cfg.data.language}/{label}",
+               disable=not (progress and main), mininterval=2.0)
+    t0, steps_timed, tps = time.perf_counter(), 0, None
+    loss_sum = float("nan")
+    log = open(log_path, "a") if main else None
+    try:
+        if log is not None and log.tell() == 0:
+            log.write("step,loss,lr,tokens_per_s\n")
+        while step < p.steps:
+            lr = lr_at(step, p.lr, p.warmup, p.steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            idx = torch.from_numpy(batch_indices(step, p.batch_size, len(blocks), seed))
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + step)  # masking reproducible per step
+            inputs, positions, targets = mask_tokens(blocks[idx], langs[idx], tables, V, gen, p.mask_prob,
+                                                     p.mask_token_share, p.random_token_share)
+            loss_sum = train_step(net, model, opt, inputs, positions, targets, device, p.grad_accum, rank, world,
+                                  p.precision, p.grad_clip)
+            step += 1
+            steps_timed += 1
+            tps = steps_timed * tokens_per_step / (time.perf_counter() - t0)
+            if log is not None:
+                log.write(f"{step},{loss_sum:.5f},{lr:.3e},{tps:.0f}\n")
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tps:,.0f}")
+            if step % p.checkpoint_every == 0 or step == p.steps:
+                _checkpoint(model, opt, step, device, world, main, log, ckpt_path, _run_id(cfg))
+    finally:
+        if log is not None:
+            log.close()
+    bar.close()
+    if not math.isfinite(loss_sum if p.steps else 0.0):
+        raise FloatingPointError(f"pretraining diverged: loss {loss_sum}")
+
+    # ---- save ------------------------------------------------------------------------------------
+    meta = {
+        "language": cfg.data.language, "transformation": cfg.data.transformation,
+        "second_language": cfg.data.second_language, "vocab_size": V, "seed": seed,
+        "shift_special": cfg.data.shift_special, "corpus_setting": cfg.data.corpus_setting,
+        "n_blocks": int(len(blocks)), "n_tokens": data.n_tokens, "subword_overlap": data.overlap,
+        "final_loss": loss_sum if p.steps else None, "tokens_per_s": tps, "threads": threads,
+        "device": str(device), "world_size": world, "config": cfg.to_dict(),
+        "code_fingerprint": code_fingerprint("pretrain"),
+    }
+    if main:
+        model.save_pretrained(out / "model")
+        tok.save(str(out / "model" / "tokenizer.json"))
+        atomic_write_json(meta, out / "model" / "xlt_meta.json")
+    if world > 1:
+        dist.barrier()  # the model is on disk before any rank returns
+    return meta
+
+
+# ---- plumbing: processes and devices, resuming ----------------------------------------------------
 
 def _distributed(device_arg: str) -> tuple[int, int, torch.device | None]:
     """(rank, world size, device) under torchrun (WORLD_SIZE > 1); (0, 1, None) otherwise.
@@ -128,126 +204,71 @@ def _distributed(device_arg: str) -> tuple[int, int, torch.device | None]:
     return rank, world, device
 
 
-def pretrain(cfg: PretrainConfig) -> dict:
-    """Pretrain (or resume) and save the model to ``cfg.out_dir/model``; returns a summary dict.
-
-    Under ``torchrun --nproc_per_node=N`` (WORLD_SIZE > 1) every rank takes its slice of each step's
-    blocks (masking is drawn for the whole batch first, so the run sees exactly the data, masks and
-    loss of a one-process run) and DistributedDataParallel averages the gradients; only rank 0 writes
-    the log, checkpoints and the model.
-    """
-    out = Path(cfg.out_dir)
-    scale = get_scale(cfg.scale, **cfg.overrides)
-    rank, world, dist_device = _distributed(cfg.device)
-    device = dist_device or pick_device(cfg.device)
+def _setup(cfg: RunConfig, out: Path) -> tuple[int, int, torch.device, bool, int | None]:
+    """(rank, world, device, is rank 0, CPU threads); makes ``out`` and checks the batch splits evenly."""
+    rank, world, dist_device = _distributed(cfg.pretrain.device)
+    device = dist_device or pick_device(cfg.pretrain.device)
     main = rank == 0
     if main:
         out.mkdir(parents=True, exist_ok=True)
     threads = set_threads() if device.type == "cpu" else None
     if world > 1 and device.type == "cpu":  # share the cores between the ranks on one machine
         threads = set_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
-    if scale.batch_size % (world * scale.grad_accum):
-        raise ValueError(f"batch_size {scale.batch_size} must divide into {world} ranks x "
-                         f"{scale.grad_accum} accumulation steps")
+    p = cfg.pretrain
+    if p.batch_size % (world * p.grad_accum):
+        raise ValueError(f"pretrain.batch_size {p.batch_size} must divide into {world} ranks x "
+                         f"{p.grad_accum} accumulation steps")
+    return rank, world, device, main, threads
 
-    # ---- data: tokenizer, original + derived corpus, packed blocks --------------------------
+
+@contextlib.contextmanager
+def _rank0_first(world: int, main: bool):
+    """Rank 0 runs the block first (and fills the caches), then the other ranks."""
     if world > 1 and not main:
-        dist.barrier()  # rank 0 trains and caches the tokenizer first
-    tok, data = build_pretraining_data(cfg.language, cfg.transformation, scale, cfg.seed,
-                                       cfg.corpus_setting, cfg.shift_special, cfg.second_language,
-                                       derived_fraction=cfg.derived_fraction)
+        dist.barrier()
+    yield
     if world > 1 and main:
         dist.barrier()
-    V = data.vocab_size
-    blocks = torch.from_numpy(data.blocks)
-    langs = torch.from_numpy(data.langs)
-    tables = torch.from_numpy(np.stack([lang.table for lang in data.languages]))
-
-    # ---- model and optimizer ------------------------------------------------------------------
-    model = build_mlm(scale, V, cfg.seed).to(device)
-    if compile_requested(cfg.compile):
-        compile_layers(model)
-    opt = make_optimizer(model, scale.lr, device)
-    step = 0
-    ckpt_path = out / "checkpoint.pt"
-    log_path = out / "loss_log.csv"
-    if ckpt_path.exists():  # resume after a kill
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step = ckpt["step"]
-        rngs = ckpt.get("rng_per_rank") or [ckpt["rng"]]
-        torch.set_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])  # dropout continues where it stopped
-        if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
-            cuda_rngs = ckpt.get("cuda_rng_per_rank") or [ckpt["cuda_rng"]]
-            state = cuda_rngs[rank] if rank < len(cuda_rngs) else cuda_rngs[0]
-            if world > 1:
-                torch.cuda.set_rng_state(state[0] if isinstance(state, list) else state, device)
-            else:
-                torch.cuda.set_rng_state_all(state)
-    elif world > 1:
-        torch.manual_seed(cfg.seed * 1_000_003 + 7919 * rank)  # independent dropout on every rank
-    if main:
-        _truncate_log(log_path, step)
-    net: torch.nn.Module = MaskedLMLoss(model)
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None)
-
-    # ---- training loop --------------------------------------------------------------------------
-    model.train()
-    tokens_per_step = scale.batch_size * scale.seq_len
-    bar = tqdm(total=scale.steps, initial=step, desc=f"pretrain {cfg.language}/{cfg.transformation or 'mono'}",
-               disable=not (cfg.progress and main), mininterval=2.0)
-    t0, steps_timed = time.perf_counter(), 0
-    loss_sum = float("nan")
-    log = open(log_path, "a") if main else None
-    try:
-        if log is not None and log.tell() == 0:
-            log.write("step,loss,lr,tokens_per_s\n")
-        while step < scale.steps:
-            lr = lr_at(step, scale.lr, scale.warmup, scale.steps)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            idx = torch.from_numpy(batch_indices(step, scale.batch_size, len(blocks), cfg.seed))
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # masking reproducible per step
-            inputs, positions, targets = mask_tokens(blocks[idx], langs[idx], tables, V, gen)
-            loss_sum = train_step(net, model, opt, inputs, positions, targets, device, scale.grad_accum, rank, world)
-            step += 1
-            steps_timed += 1
-            tps = steps_timed * tokens_per_step / (time.perf_counter() - t0)
-            if log is not None:
-                log.write(f"{step},{loss_sum:.5f},{lr:.3e},{tps:.0f}\n")
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tps:,.0f}")
-            if step % scale.checkpoint_every == 0 or step == scale.steps:
-                _checkpoint(model, opt, step, device, world, main, log, ckpt_path)
-    finally:
-        if log is not None:
-            log.close()
-    bar.close()
-    if not math.isfinite(loss_sum if scale.steps else 0.0):
-        raise FloatingPointError(f"pretraining diverged: loss {loss_sum}")
-
-    # ---- save ------------------------------------------------------------------------------------
-    meta = {
-        "language": cfg.language, "transformation": cfg.transformation, "second_language": cfg.second_language,
-        "vocab_size": V, "seed": cfg.seed, "shift_special": cfg.shift_special, "scale": scale.to_dict(),
-        "corpus_setting": cfg.corpus_setting, "n_blocks": int(len(blocks)), "n_tokens": data.n_tokens,
-        "subword_overlap": data.overlap, "final_loss": loss_sum if scale.steps else None,
-        "tokens_per_s": tps if steps_timed else None, "threads": threads, "device": str(device),
-        "world_size": world, "config": asdict(cfg),
-    }
-    if main:
-        model.save_pretrained(out / "model")
-        tok.save(str(out / "model" / "tokenizer.json"))
-        atomic_write_json(meta, out / "model" / "xlt_meta.json")
-    if world > 1:
-        dist.barrier()  # the model is on disk before any rank returns
-    return meta
 
 
-def _checkpoint(model, opt, step: int, device: torch.device, world: int, main: bool, log, path: Path) -> None:
+def _run_id(cfg: RunConfig) -> str:
+    """What a checkpoint must match to be resumed: the config and the code (never an older run's state)."""
+    return step_key(cfg, ("model", "data", "pretrain"), code_fingerprint("pretrain"))
+
+
+def _resume(path: Path, model, opt, device: torch.device, rank: int, world: int, seed: int, run_id: str) -> int:
+    """Load the checkpoint of this very run if there is one (after a kill); returns the step to go on from.
+
+    A checkpoint of another config or code version is set aside (renamed), not resumed.
+    """
+    if not path.exists():
+        if world > 1:
+            torch.manual_seed(seed * 1_000_003 + 7919 * rank)  # independent dropout on every rank
+        return 0
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    if ckpt.get("run_id") != run_id:
+        if world > 1:
+            dist.barrier()  # every rank has read it before rank 0 moves it
+            torch.manual_seed(seed * 1_000_003 + 7919 * rank)
+        if rank == 0:
+            path.replace(path.with_name(f"checkpoint.other-run-{ckpt.get('run_id') or 'old'}.pt"))
+        return 0
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    rngs = ckpt.get("rng_per_rank") or [ckpt["rng"]]
+    torch.set_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])  # dropout continues where it stopped
+    if device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+        cuda_rngs = ckpt.get("cuda_rng_per_rank") or [ckpt["cuda_rng"]]
+        state = cuda_rngs[rank] if rank < len(cuda_rngs) else cuda_rngs[0]
+        if world > 1:
+            torch.cuda.set_rng_state(state[0] if isinstance(state, list) else state, device)
+        else:
+            torch.cuda.set_rng_state_all(state)
+    return ckpt["step"]
+
+
+def _checkpoint(model, opt, step: int, device: torch.device, world: int, main: bool, log, path: Path,
+                run_id: str) -> None:
     """Rank 0 writes model, optimizer, step and every rank's RNG state (dropout resumes exactly)."""
     rng = torch.get_rng_state()
     cuda_rng = (torch.cuda.get_rng_state_all() if world == 1 else [torch.cuda.get_rng_state(device)]) \
@@ -259,7 +280,7 @@ def _checkpoint(model, opt, step: int, device: torch.device, world: int, main: b
         dist.all_gather_object(cuda_rngs, cuda_rng)
     if main:
         log.flush()
-        atomic_torch_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+        atomic_torch_save({"run_id": run_id, "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                            "rng": rng, "cuda_rng": cuda_rng, "rng_per_rank": rngs,
                            "cuda_rng_per_rank": cuda_rngs if device.type == "cuda" else None}, path)
     if world > 1:

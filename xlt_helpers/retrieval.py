@@ -42,7 +42,7 @@ def encode_for_retrieval(tok: Tokenizer, lang: DerivedLanguage, sentences: Seque
 
 @torch.no_grad()
 def sentence_embeddings(model, inputs: Sequence[Sequence[int]], layer: int | None = None,
-                        batch_size: int = 128) -> torch.Tensor:
+                        batch_size: int = 128, precision: str = "auto") -> torch.Tensor:
     """(n, hidden) mean-pooled states of ``layer`` (default: the middle layer) over each sentence's body."""
     layer = middle_layer(model.config.num_hidden_layers) if layer is None else layer
     device = next(model.parameters()).device
@@ -57,7 +57,7 @@ def sentence_embeddings(model, inputs: Sequence[Sequence[int]], layer: int | Non
             ids[k, :n] = torch.tensor(inputs[i])
             att[k, :n] = 1
             body[k, 1:max(2, n - 1)] = 1.0  # without <s> and </s> (a one-token body is kept)
-        with autocast(device):
+        with autocast(device, precision):
             states = model(input_ids=ids.to(device), attention_mask=att.to(device),
                            output_hidden_states=True).hidden_states[layer]
         states = states.float().cpu()
@@ -82,9 +82,12 @@ def retrieval_scores(source: torch.Tensor, target: torch.Tensor) -> dict[str, fl
 
 def evaluate_retrieval(model, tok: Tokenizer, source_lang: DerivedLanguage, source: Sequence[str],
                        target_lang: DerivedLanguage, target: Sequence[str], max_len: int,
-                       trees: TreeFn | None = None) -> dict[str, float]:
+                       trees: TreeFn | None = None, layer: int | None = None,
+                       precision: str = "auto") -> dict[str, float]:
     """Retrieval scores of one model between ``source`` in ``source_lang`` and ``target`` in ``target_lang``
-    (``trees``: a parser, needed when ``target_lang`` reorders by Syntax)."""
-    src = sentence_embeddings(model, encode_for_retrieval(tok, source_lang, source, max_len))
-    tgt = sentence_embeddings(model, encode_for_retrieval(tok, target_lang, target, max_len, trees))
+    (``trees``: a parser, needed when ``target_lang`` reorders by Syntax; ``layer``: None for the middle one)."""
+    src = sentence_embeddings(model, encode_for_retrieval(tok, source_lang, source, max_len), layer,
+                              precision=precision)
+    tgt = sentence_embeddings(model, encode_for_retrieval(tok, target_lang, target, max_len, trees), layer,
+                              precision=precision)
     return retrieval_scores(src, tgt)

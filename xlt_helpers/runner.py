@@ -1,10 +1,13 @@
-"""The experiment runner: expand a grid into notebook steps, execute them with papermill, aggregate.
+"""The experiment runner: expand a grid into resolved configs and notebook steps, run them, aggregate.
 
-Each step is a parameterised notebook executed into its own folder under ``papermill_runs/``. A step is
-done when its ``results.json`` exists (written atomically by the notebook's last cell); done steps are
-never recomputed, and the folders are keyed by what the step computes (scale, language,
-transformation, seed, options), not by the grid, so pretrained models are shared by every task and
-every grid that needs them. A step that fails leaves ``error.json`` and does not stop the others.
+Each step is a parameterised notebook executed into its own folder under ``papermill_runs/``; it gets
+its fully resolved ``RunConfig`` as one parameter. A step is done when its ``results.json`` exists
+(written atomically by the notebook's last cell, with the config and the fingerprint of the code that
+computed it). Folders are keyed by what the step computes (the config groups it reads and the data
+files it reads, see ``model_dir`` and ``Step``), not by the grid, so pretrained models are shared by
+every task and every grid that needs them. A done step whose code has changed since is ``stale``: it
+is reused with a warning line, or redone with ``rerun_stale``. A step that fails leaves ``error.json``
+and does not stop the others.
 
 Cells the data or the method do not allow (a language without data for a task, Permutation with QA,
 retrieval between a natural pair without parallel sentences) are not steps: ``plan`` returns them as
@@ -12,7 +15,8 @@ retrieval between a natural pair without parallel sentences) are not steps: ``pl
 
 Grid keys: ``languages`` x ``transformations`` x ``tasks`` (synthetic derived languages), ``pairs``
 (natural language pairs ``"en-fr"``: pretrain on both, fine-tune on the first, test on the second),
-``seeds``, ``scale``, ``options`` (pretraining), ``overrides`` (Scale fields), ``alignment``.
+``seeds`` (pretraining), ``scale`` (a preset of run_config.PRESETS), ``overrides`` (any config field
+by its dotted name, e.g. ``pretrain.steps: 500``), ``alignment``, ``description``.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import json
 import time
 import traceback
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,61 +32,99 @@ import yaml
 
 from .config import REPO_ROOT, runs_dir
 from .experiment import MONO, PAIR, pair_name
+from .fingerprint import code_fingerprint
+from .run_config import GRID_SET, ConfigError, RunConfig, _closest, flatten_overrides, resolve, step_key
 from .storage import atomic_write_json, read_json
-from .tokenizer import fingerprint
 from .transformations import DerivedLanguage
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 # The kernel logs only errors: ipykernel's per-start warning about unencrypted local TCP would otherwise
 # fill the grid log once per step. Cell errors still reach the executed notebook and error.json.
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
-GRID_KEYS = {"name", "scale", "seeds", "languages", "transformations", "tasks", "options", "overrides",
+GRID_KEYS = {"name", "scale", "seeds", "languages", "transformations", "tasks", "overrides",
              "alignment", "description", "pairs"}
+LIST_KEYS = {"seeds": int, "languages": str, "transformations": str, "tasks": str, "pairs": str}
 
 
 @dataclass
 class Grid:
     name: str
-    scale: str
+    scale: str                                      # a preset of run_config.PRESETS
     languages: list[str]
     transformations: list[str]
     tasks: list[str]
     seeds: list[int] = field(default_factory=lambda: [0])
-    options: dict = field(default_factory=dict)     # pretraining options (corpus_setting, shift_special, ...)
-    overrides: dict = field(default_factory=dict)   # Scale fields to override
+    overrides: dict = field(default_factory=dict)   # dotted config fields -> values
     alignment: bool = True
     description: str = ""
     pairs: list[str] = field(default_factory=list)  # natural language pairs "first-second", e.g. "en-fr"
+    path: str = "grid"                              # the file it came from (for messages)
+
+    def config(self, language: str, seed: int, transformation: str | None = None,
+               second_language: str | None = None) -> RunConfig:
+        """The resolved config of one model of the grid."""
+        return resolve(self.scale, {**self.overrides, "data.language": language, "data.transformation": transformation,
+                                    "data.second_language": second_language, "pretrain.seed": seed},
+                       where=f"{self.path}: overrides")
 
 
 def load_grid(path: str | Path) -> Grid:
-    """Read and validate a grid YAML file."""
+    """Read and validate a grid YAML file: every key, every override and every model's config."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"grid file {path} does not exist")
-    raw = yaml.safe_load(path.read_text()) or {}
-    unknown = set(raw) - GRID_KEYS
-    if unknown:
-        raise ValueError(f"{path}: unknown grid keys {sorted(unknown)}; allowed: {sorted(GRID_KEYS)}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML "
+                          f"({getattr(exc, 'problem', None) or exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of grid keys, found {type(raw).__name__}")
+    if "options" in raw:
+        raise ConfigError(f"{path}: `options` is gone: write its fields under `overrides` with their group, "
+                          "e.g. overrides: {data.corpus_setting: nonparallel, data.shift_special: true}")
+    for key in set(raw) - GRID_KEYS:
+        raise ConfigError(f"{path}: unknown grid key {key!r}{_closest(str(key), sorted(GRID_KEYS))} "
+                          f"(allowed: {', '.join(sorted(GRID_KEYS))})")
     missing = {"scale", "languages", "transformations", "tasks"} - set(raw)
     if missing:
-        raise ValueError(f"{path}: missing grid keys {sorted(missing)}")
+        raise ConfigError(f"{path}: missing grid keys {sorted(missing)}")
+    for key, kind in LIST_KEYS.items():
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{path}: {key} must be a list of {kind.__name__}s, found {value!r}")
+    if "seeds" in raw and not raw["seeds"]:
+        raise ConfigError(f"{path}: seeds must not be empty")
     raw.setdefault("name", path.stem)
-    grid = Grid(**raw)
+    overrides = flatten_overrides(raw.pop("overrides", None) or {}, f"{path}: overrides")
+    for name in overrides:
+        if name in GRID_SET:
+            raise ConfigError(f"{path}: overrides: {name} is set by the grid's `{GRID_SET[name]}` key, not here")
+    grid = Grid(**raw, overrides=overrides, path=str(path))
     from .data import languages
-    from .scales import get_scale
     from .tasks import get_task
     from .transformations import parse_spec
-    get_scale(grid.scale, **grid.overrides)
+
     for lang in grid.languages:
         if lang not in languages():
-            raise ValueError(f"{path}: unknown language {lang!r}; known: {languages()}")
+            raise ConfigError(f"{path}: unknown language {lang!r}{_closest(lang, languages())}; "
+                              f"known: {languages()}")
     for t in grid.tasks:
-        get_task(t)
+        try:
+            get_task(t)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     for t in grid.transformations:
-        parse_spec(t)
+        try:
+            parse_spec(t)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     for pair in grid.pairs:
         parse_pair(pair, path)
+    first = grid.languages[0] if grid.languages else parse_pair(grid.pairs[0], path)[0] if grid.pairs else None
+    if first is not None:  # the overrides, checked now; plan() resolves every model's config
+        grid.config(first, grid.seeds[0], grid.transformations[0] if grid.transformations else None)
     return grid
 
 
@@ -91,10 +134,10 @@ def parse_pair(pair: str, where: str | Path = "grid") -> tuple[str, str]:
 
     parts = str(pair).split("-")
     if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
-        raise ValueError(f"{where}: bad language pair {pair!r}: write two different language codes, e.g. 'en-fr'")
+        raise ConfigError(f"{where}: bad language pair {pair!r}: write two different language codes, e.g. 'en-fr'")
     for lang in parts:
         if lang not in languages():
-            raise ValueError(f"{where}: unknown language {lang!r} in pair {pair!r}; known: {languages()}")
+            raise ConfigError(f"{where}: unknown language {lang!r} in pair {pair!r}; known: {languages()}")
     return parts[0], parts[1]
 
 
@@ -103,7 +146,8 @@ class Step:
     kind: str                 # pretrain | finetune_mono | transfer | alignment | retrieval
     notebook: str
     out_dir: Path
-    params: dict[str, Any]
+    cfg: RunConfig
+    params: dict[str, Any]    # the notebook's other parameters (task, the folders it reads)
     deps: list["Step"] = field(default_factory=list)
 
     @property
@@ -122,24 +166,81 @@ class Step:
     def done(self) -> bool:
         return self.results.exists()
 
+    @property
+    def notebook_params(self) -> dict[str, Any]:
+        return {"config": json.dumps(self.cfg.to_dict()), **self.params, "out_dir": str(self.out_dir)}
 
-# Pretraining options that only choose the derived side's sentences: the monolingual model is the same
-# whatever they are, so its steps are keyed (and shared across grids) without them. (`shift_special`
-# stays: MZ retrieval builds the derived test set from the monolingual model's own settings.)
-DERIVED_SIDE_OPTIONS = ("corpus_setting", "derived_fraction")
+    @cached_property
+    def code(self) -> str:
+        """The fingerprint of today's code for this kind of step."""
+        return code_fingerprint(self.kind)
+
+    def recorded_code(self) -> str | None:
+        """The code fingerprint its results were computed with (None: not done, or saved before fingerprints)."""
+        try:
+            return read_json(self.results).get("code_fingerprint")
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def state(self) -> str:
+        """done | stale (done by older code) | failed: <error> | pending."""
+        if self.done:
+            return "done" if self.recorded_code() == self.code else "stale"
+        if self.error.exists():
+            return "failed: " + str(read_json(self.error).get("error", ""))[:120]
+        return "pending"
 
 
-def _model_dir(grid: Grid, lang: str, transformation: str, seed: int, options: dict | None = None) -> Path:
-    """Keyed by everything that changes the numbers: the full scale (after overrides) and the options.
+def _data_key(kind: str, cfg: RunConfig, task: str | None = None) -> str:
+    """The data files and registry entries a step reads (size and mtime), as a short hash."""
+    from .data import registry_fingerprint
 
-    Changing a scale's definition therefore never silently reuses results computed under the old one.
-    """
-    from .scales import get_scale
+    d = cfg.data
+    langs = [d.language] + ([d.second_language] if d.second_language else [])
+    if kind == "pretrain":
+        parts = [registry_fingerprint(lang, "pretrain") for lang in langs]
+        if d.transformation and d.corpus_setting == "other_domain":
+            parts.append(registry_fingerprint(d.language, "pretrain_other_domain"))
+        if d.transformation and DerivedLanguage(d.transformation, 400).needs_trees:
+            parts.append(_treebanks_key())
+        return step_key(cfg, (), parts)
+    return step_key(cfg, (), [registry_fingerprint(lang, "tasks", task) for lang in langs])
 
-    scale = get_scale(grid.scale, **grid.overrides).to_dict()
-    options = grid.options if options is None else options
-    key = f"seed{seed}_{fingerprint([scale, dict(sorted(options.items()))])}"
-    return runs_dir() / grid.scale / lang / transformation_dirname(transformation) / key
+
+def _treebanks_key() -> str:
+    """Syntax reads treebanks (its parser, the word-order statistics of the languages it borrows from)."""
+    from .data import languages
+    from .fingerprint import files_fingerprint
+    from .syntax.treebanks import treebank_files
+
+    paths = []
+    for lang in languages():
+        try:
+            paths += treebank_files(lang, "train")
+        except (FileNotFoundError, ValueError):
+            continue
+    return files_fingerprint(paths, "treebanks")
+
+
+def model_dir(cfg: RunConfig) -> Path:
+    """A model's folder: keyed by every field of the groups pretraining reads (model, data, pretrain) and
+    by its data files, so a changed setting or corpus never silently reuses a model."""
+    d = cfg.data
+    label = pair_name(d.language, d.second_language) if d.second_language else d.language
+    tdir = PAIR if d.second_language else transformation_dirname(d.transformation) if d.transformation else MONO
+    key = step_key(cfg, ("model", "data", "pretrain"), _data_key("pretrain", cfg))
+    return runs_dir() / cfg.preset / label / tdir / f"seed{cfg.pretrain.seed}_{key}"
+
+
+def step_dir(cfg: RunConfig, kind: str, task: str | None = None) -> Path:
+    """A step's folder inside its model's: the name says what it is, the key what it read beyond the model."""
+    if kind == "pretrain":
+        return model_dir(cfg) / "pretrain"
+    if kind == "alignment":
+        return model_dir(cfg) / f"alignment_{step_key(cfg, ('evaluate',))}"
+    groups = ("finetune", "evaluate") if kind == "retrieval" else ("finetune",)
+    prefix = {"finetune_mono": "finetune_", "transfer": "transfer_", "retrieval": ""}[kind]
+    return model_dir(cfg) / f"{prefix}{task}_{step_key(cfg, groups, _data_key(kind, cfg, task))}"
 
 
 def transformation_dirname(transformation: str) -> str:
@@ -167,33 +268,34 @@ def missing_data_reason(task: str, language: str, splits: tuple[str, ...]) -> st
 
 
 def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
-    """All steps of the grid in an order that respects dependencies, and the cells that are skipped."""
+    """All steps of the grid, each with its resolved config, in an order that respects dependencies, and
+    the cells that are skipped. Every config is resolved (and validated) here, before anything runs."""
     from .data import has_parallel
     from .qa import unsupported_reason
     from .tasks import get_task
 
     steps: dict[Path, Step] = {}
     skips: list[Skip] = []
-    common = {"scale": grid.scale, "overrides": grid.overrides}
 
-    def add(step: Step) -> Step:
-        return steps.setdefault(step.out_dir, step)
+    def add(kind: str, notebook: str, cfg: RunConfig, task: str | None = None, deps: tuple[Step, ...] = (),
+            **params: Any) -> Step:
+        out = step_dir(cfg, kind, task)
+        params = {"task": task, **params} if kind in ("finetune_mono", "transfer") else params
+        return steps.setdefault(out, Step(kind, notebook, out, cfg, params, list(deps)))
 
     def skip(cell: str, reason: str) -> None:
         if Skip(cell, reason) not in skips:
             skips.append(Skip(cell, reason))
 
-    def mono_steps(lang: str, seed: int) -> tuple[Step, dict[str, Step]]:
-        options = {k: v for k, v in grid.options.items() if k not in DERIVED_SIDE_OPTIONS}
-        mono_dir = _model_dir(grid, lang, MONO, seed, options)
-        mono = add(Step("pretrain", "01_pretrain.ipynb", mono_dir / "pretrain",
-                        {"language": lang, "transformation": None, "seed": seed, "options": options, **common}))
+    def mono_steps(cfg: RunConfig) -> tuple[Step, dict[str, Step]]:
+        """The monolingual model beside ``cfg``'s (shared across grids) and its fine-tuning per task."""
+        mono_cfg = cfg.monolingual()
+        mono = add("pretrain", "01_pretrain.ipynb", mono_cfg)
         tasks = {}
         for task in grid.tasks:
-            if get_task(task).finetuned and not missing_data_reason(task, lang, ("train", "test")):
-                tasks[task] = add(Step("finetune_mono", "02_finetune_evaluate.ipynb", mono_dir / f"finetune_{task}",
-                                       {"language": lang, "transformation": None, "task": task, "seed": seed,
-                                        "pretrained": str(mono.out_dir / "model"), **common}, deps=[mono]))
+            if get_task(task).finetuned and not missing_data_reason(task, mono_cfg.data.language, ("train", "test")):
+                tasks[task] = add("finetune_mono", "02_finetune_evaluate.ipynb", mono_cfg, task, (mono,),
+                                  pretrained=str(mono.out_dir / "model"), mono_task_dir=None)
         return mono, tasks
 
     for lang in grid.languages:
@@ -203,20 +305,16 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
             if reason:
                 skip(f"{lang} x {task} (every transformation)", reason)
         for seed in grid.seeds:
-            mono, mono_tasks = mono_steps(lang, seed)
             for tr in grid.transformations:
-                tdir = _model_dir(grid, lang, tr, seed)
-                pre = add(Step("pretrain", "01_pretrain.ipynb", tdir / "pretrain",
-                               {"language": lang, "transformation": tr, "seed": seed, "options": grid.options,
-                                **common}))
+                cfg = grid.config(lang, seed, tr)
+                mono, mono_tasks = mono_steps(cfg)
+                pre = add("pretrain", "01_pretrain.ipynb", cfg)
                 for task in grid.tasks:
                     spec = get_task(task)
                     if not spec.finetuned:
                         if not missing_data_reason(task, lang, ("test",)):
-                            add(Step("retrieval", "05_retrieval.ipynb", tdir / task,
-                                     {"language": lang, "transformation": tr, "target_language": None, "seed": seed,
-                                      "pretrained": str(pre.out_dir / "model"),
-                                      "mono_pretrained": str(mono.out_dir / "model"), **common}, deps=[pre, mono]))
+                            add("retrieval", "05_retrieval.ipynb", cfg, task, (pre, mono),
+                                pretrained=str(pre.out_dir / "model"), mono_pretrained=str(mono.out_dir / "model"))
                         continue
                     if task not in mono_tasks:
                         continue  # no data: skipped above
@@ -224,18 +322,13 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
                     if reason:
                         skip(f"{lang} x {tr} x {task}", reason)
                         continue
-                    add(Step("transfer", "02_finetune_evaluate.ipynb", tdir / f"transfer_{task}",
-                             {"language": lang, "transformation": tr, "task": task, "seed": seed,
-                              "pretrained": str(pre.out_dir / "model"),
-                              "mono_task_dir": str(mono_tasks[task].out_dir), **common},
-                             deps=[pre, mono_tasks[task]]))
+                    add("transfer", "02_finetune_evaluate.ipynb", cfg, task, (pre, mono_tasks[task]),
+                        pretrained=str(pre.out_dir / "model"), mono_task_dir=str(mono_tasks[task].out_dir))
                 if grid.alignment and DerivedLanguage(tr, 400).uses_transliteration:
-                    add(Step("alignment", "03_alignment.ipynb", tdir / "alignment",
-                             {"language": lang, "transformation": tr, "seed": seed,
-                              "pretrained": str(pre.out_dir / "model"), **common}, deps=[pre]))
+                    add("alignment", "03_alignment.ipynb", cfg, None, (pre,), pretrained=str(pre.out_dir / "model"))
 
     for pair in grid.pairs:
-        first, second = parse_pair(pair)
+        first, second = parse_pair(pair, grid.path)
         name = pair_name(first, second)
         for task in grid.tasks:
             if not get_task(task).finetuned:
@@ -248,26 +341,19 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
             if reason:
                 skip(f"{name} x {task}", reason)
         for seed in grid.seeds:
-            mono, mono_tasks = mono_steps(first, seed)
-            pdir = _model_dir(grid, name, PAIR, seed)
-            pre = add(Step("pretrain", "01_pretrain.ipynb", pdir / "pretrain",
-                           {"language": first, "transformation": None, "seed": seed,
-                            "options": {**grid.options, "second_language": second}, **common}))
+            cfg = grid.config(first, seed, second_language=second)
+            mono, mono_tasks = mono_steps(cfg)
+            pre = add("pretrain", "01_pretrain.ipynb", cfg)
             for task in grid.tasks:
                 if not get_task(task).finetuned:
                     if has_parallel(first, second):
-                        add(Step("retrieval", "05_retrieval.ipynb", pdir / task,
-                                 {"language": first, "transformation": None, "target_language": second,
-                                  "seed": seed, "pretrained": str(pre.out_dir / "model"),
-                                  "mono_pretrained": str(mono.out_dir / "model"), **common}, deps=[pre, mono]))
+                        add("retrieval", "05_retrieval.ipynb", cfg, task, (pre, mono),
+                            pretrained=str(pre.out_dir / "model"), mono_pretrained=str(mono.out_dir / "model"))
                     continue
                 if task not in mono_tasks or missing_data_reason(task, second, ("test",)):
                     continue
-                add(Step("transfer", "02_finetune_evaluate.ipynb", pdir / f"transfer_{task}",
-                         {"language": first, "target_language": second, "transformation": PAIR, "task": task,
-                          "seed": seed, "pretrained": str(pre.out_dir / "model"),
-                          "mono_task_dir": str(mono_tasks[task].out_dir), **common},
-                         deps=[pre, mono_tasks[task]]))
+                add("transfer", "02_finetune_evaluate.ipynb", cfg, task, (pre, mono_tasks[task]),
+                    pretrained=str(pre.out_dir / "model"), mono_task_dir=str(mono_tasks[task].out_dir))
     return list(steps.values()), skips
 
 
@@ -287,14 +373,12 @@ def execute_notebook(notebook: str, output: Path, parameters: dict) -> None:
 def execute_step(step: Step, log=print) -> bool:
     """Run one step's notebook with papermill; True on success. Never raises for a failing notebook."""
     step.out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (step.results, step.error):
-        stale.unlink(missing_ok=True)
-    params = {**step.params, "out_dir": str(step.out_dir)}
-    params = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in params.items()}
+    for old in (step.results, step.error):
+        old.unlink(missing_ok=True)
     partial = step.out_dir / ("partial." + step.notebook)
     t0 = time.time()
     try:
-        execute_notebook(step.notebook, partial, params)
+        execute_notebook(step.notebook, partial, step.notebook_params)
         if not step.results.exists():
             raise RuntimeError("notebook finished without writing results.json")
         partial.replace(step.out_dir / step.notebook)
@@ -302,7 +386,7 @@ def execute_step(step: Step, log=print) -> bool:
         return True
     except Exception as exc:  # a failing step is recorded, the grid goes on
         step.results.unlink(missing_ok=True)
-        atomic_write_json({"step": step.name, "kind": step.kind, "params": step.params,
+        atomic_write_json({"step": step.name, "kind": step.kind, "params": step.params, "config": step.cfg.to_dict(),
                            "error": f"{type(exc).__name__}: {str(exc)[-2000:]}",
                            "traceback": traceback.format_exc()[-4000:], "seconds": time.time() - t0},
                           step.error)
@@ -310,11 +394,30 @@ def execute_step(step: Step, log=print) -> bool:
         return False
 
 
-def run_grid(grid_path: str | Path, log=print) -> Path:
-    """Run every step of a grid that is not done yet, then aggregate; returns the report folder."""
+def to_run(steps: list[Step], rerun_stale: bool = False, log=print) -> list[Step]:
+    """The steps that are not done, and the stale ones if ``rerun_stale`` (else each is named in a warning
+    line and its results are reused)."""
+    todo = []
+    for s in steps:
+        state = s.state()
+        if state == "done":
+            continue
+        if state == "stale":
+            if not rerun_stale:
+                log(f"  stale  {s.name}: computed by older code (fingerprint {s.recorded_code()} != {s.code}); "
+                    "results reused (run --rerun-stale to redo)")
+                continue
+            log(f"  rerun  {s.name}: stale, computed by older code")
+        todo.append(s)
+    return todo
+
+
+def run_grid(grid_path: str | Path, log=print, rerun_stale: bool = False) -> Path:
+    """Run every step of a grid that is not done yet (and the stale ones with ``rerun_stale``), then
+    aggregate; returns the report folder. Every config is resolved and checked before any step runs."""
     grid = load_grid(grid_path)
     steps, skips = plan(grid)
-    todo = [s for s in steps if not s.done]
+    todo = to_run(steps, rerun_stale, log)
     log(f"grid {grid.name}: {len(steps)} steps, {len(steps) - len(todo)} already done, {len(skips)} cells skipped")
     for sk in skips:
         log(f"  skipped {sk.cell}: {sk.reason}")
@@ -351,19 +454,31 @@ def run_steps(todo: list[Step], log=print) -> None:
     log(f"grid steps finished in {time.time() - t0:.0f}s")
 
 
+def config_rows(steps: list[Step]) -> list[dict]:
+    """One row per step: its name, kind, state, code fingerprints and every config field (configs.csv)."""
+    return [{"step": s.name, "kind": s.kind, "task": s.params.get("task") or (s.out_dir.name.rsplit("_", 1)[0] if s.kind == "retrieval" else None), "state": s.state().split(":")[0],
+             "code_fingerprint": s.recorded_code(), "code_fingerprint_now": s.code, **s.cfg.flat()} for s in steps]
+
+
 def aggregate(grid: Grid, steps: list[Step], log=print, skips: list[Skip] | None = None) -> Path:
-    """Gather every step's rows into results.csv, then render the aggregate notebook to HTML."""
+    """Gather every step's rows into results.csv (with a ``step`` column that joins configs.csv and the
+    step's results.json), then render the aggregate notebook to HTML."""
     import pandas as pd
 
     from .analysis import collect
 
     report_dir = runs_dir() / "reports" / grid.name
     report_dir.mkdir(parents=True, exist_ok=True)
-    rows, failures = collect([s.out_dir for s in steps])
+    rows, failures = [], []
+    for s in steps:
+        step_rows, step_failures = collect([s.out_dir])
+        rows += [{**r, "step": s.name} for r in step_rows]
+        failures += step_failures
     df = pd.DataFrame(rows)
-    tmp = report_dir / ".results.csv.tmp"
-    df.to_csv(tmp, index=False)
-    tmp.replace(report_dir / "results.csv")
+    for name, table in (("results.csv", df), ("configs.csv", pd.DataFrame(config_rows(steps)))):
+        tmp = report_dir / f".{name}.tmp"
+        table.to_csv(tmp, index=False)
+        tmp.replace(report_dir / name)
     atomic_write_json(failures, report_dir / "failures.json")
     skips = plan(grid)[1] if skips is None else skips
     atomic_write_json([{"cell": sk.cell, "reason": sk.reason} for sk in skips], report_dir / "skipped.json")
@@ -388,10 +503,6 @@ def render_report(report_dir: Path, title: str, log=print) -> Path:
 
 
 def status(grid_path: str | Path) -> list[tuple[str, str]]:
-    """(step, state) for every step of a grid: done, failed, or pending; then the skipped cells."""
-    out = []
+    """(step, state) for every step of a grid: done, stale, failed, or pending; then the skipped cells."""
     steps, skips = plan(load_grid(grid_path))
-    for s in steps:
-        state = "done" if s.done else ("failed: " + read_json(s.error)["error"][:120] if s.error.exists() else "pending")
-        out.append((s.name, state))
-    return out + [(sk.cell, f"skipped: {sk.reason}") for sk in skips]
+    return [(s.name, s.state()) for s in steps] + [(sk.cell, f"skipped: {sk.reason}") for sk in skips]

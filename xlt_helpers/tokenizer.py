@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import unicodedata
 from pathlib import Path
@@ -39,9 +38,16 @@ def split_words(text: str) -> list[str]:
     return words
 
 
-def tokenizer_path(languages: Sequence[str], vocab_size: int, n_sentences: int) -> Path:
-    name = "-".join(languages)
-    return cache_dir() / "tokenizers" / f"{name}_v{vocab_size}_n{n_sentences}_words.json"
+def tokenizer_path(languages: Sequence[str], vocab_size: int, corpora: Sequence[Sequence[str]]) -> Path:
+    """Keyed by the training text itself: a replaced or edited corpus never reuses an old tokenizer."""
+    h = hashlib.sha1()
+    for corpus in corpora:
+        for sentence in corpus:
+            h.update(sentence.encode("utf-8"))
+            h.update(b"\n")
+        h.update(b"\0")
+    n = sum(len(c) for c in corpora)
+    return cache_dir() / "tokenizers" / f"{'-'.join(languages)}_v{vocab_size}_n{n}_{h.hexdigest()[:12]}.json"
 
 
 def train_tokenizer(corpus: Sequence[str], vocab_size: int) -> Tokenizer:
@@ -66,8 +72,7 @@ def load_or_train_tokenizer(languages: Sequence[str], corpora: Sequence[Sequence
 
     Pair tokenizers (natural language pairs) are trained on the concatenation of both corpora.
     """
-    n = sum(len(c) for c in corpora)
-    path = tokenizer_path(languages, vocab_size, n)
+    path = tokenizer_path(languages, vocab_size, corpora)
     if path.exists():
         return Tokenizer.from_file(str(path))
     tok = train_tokenizer([" ".join(split_words(s)) for c in corpora for s in c], vocab_size)
@@ -110,11 +115,6 @@ def encode_words_batch(tok: Tokenizer, sentences: Sequence[Sequence[str]]) -> li
         else:
             out.append((list(enc.ids), wids))
     return out
-
-
-def fingerprint(obj: object) -> str:
-    """A short stable hash of a JSON-serialisable object (cache keys)."""
-    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
 
 assert N_SPECIAL == len(SPECIAL_TOKENS)

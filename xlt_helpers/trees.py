@@ -4,17 +4,18 @@ from __future__ import annotations
 from typing import Callable, Mapping, Sequence
 
 from .data import has_task, normalize_text, task_files
-from .scales import Scale
+from .run_config import DataConfig
 
 TreeFn = Callable[[Sequence[Sequence[str]]], list]
 
 
-def tree_parser(language: str, scale: Scale) -> TreeFn:
-    """A function from word lists to trees (``None`` for empty sentences), from the cached local parser."""
+def tree_parser(language: str, data: DataConfig) -> TreeFn:
+    """A function from word lists to trees (``None`` for empty sentences), from the cached local parser
+    trained with the ``data`` group's parser settings."""
     from .syntax.parser import ParserOptions, parse
 
-    options = ParserOptions(max_train_sentences=scale.parser_sentences, tagger_iterations=scale.parser_iterations,
-                            parser_iterations=scale.parser_iterations)
+    options = ParserOptions(max_train_sentences=data.parser_sentences, tagger_iterations=data.parser_iterations,
+                            parser_iterations=data.parser_iterations)
 
     def trees(sentences: Sequence[Sequence[str]]) -> list:
         keep = [k for k, s in enumerate(sentences) if len(s)]
@@ -53,10 +54,10 @@ def with_gold_trees(parse: TreeFn, gold: Mapping[tuple[str, ...], object]) -> Tr
     return trees
 
 
-def task_trees(task: str, language: str, scale: Scale) -> TreeFn:
+def task_trees(task: str, language: str, data: DataConfig) -> TreeFn:
     """Trees for a task's sentences: gold trees where its data comes as CoNLL-U (UD POS), else the parser."""
     gold: dict = {}
     for split in ("train", "test"):
         if has_task(task, language, (split,)):
             gold.update(gold_trees(task, language, split))
-    return with_gold_trees(tree_parser(language, scale), gold)
+    return with_gold_trees(tree_parser(language, data), gold)

@@ -1,0 +1,196 @@
+"""The run configuration: resolution, validation, folder keys, code and data fingerprints, stale steps."""
+import json
+
+import pytest
+
+from xlt_helpers import fingerprint, runner
+from xlt_helpers.__main__ import main
+from xlt_helpers.config import REPO_ROOT
+from xlt_helpers.run_config import (GROUPS, PRESETS, ConfigError, field_names, from_dict, load, resolve,
+                                    step_key)
+from xlt_helpers.storage import atomic_write_json
+
+TEST_GRID = REPO_ROOT / "papermill_runs" / "grids" / "test.yaml"
+
+
+def test_resolve_fills_every_auto_field(monkeypatch):
+    monkeypatch.delenv("XLT_CPU_BF16", raising=False)
+    monkeypatch.delenv("XLT_COMPILE", raising=False)
+    cfg = resolve("test", {"pretrain.seed": 7, "pretrain.device": "cpu", "finetune.device": "cpu"})
+    assert cfg.finetune.seed == 7                                   # follows the pretraining seed
+    assert cfg.model.max_positions == max(cfg.pretrain.seq_len, cfg.finetune.max_len) + 2
+    assert cfg.pretrain.precision == cfg.finetune.precision == "fp32" and cfg.pretrain.compile is False
+    assert resolve("test", {"pretrain.seed": 7, "finetune.seed": 2}).finetune.seed == 2
+    monkeypatch.setenv("XLT_CPU_BF16", "1")
+    monkeypatch.setenv("XLT_COMPILE", "1")
+    bf16 = resolve("test", {"pretrain.seed": 7, "pretrain.device": "cpu", "finetune.device": "cpu"})
+    assert bf16.pretrain.precision == "bf16" and bf16.pretrain.compile is True
+    # the environment switches reach the folder key: bf16 and fp32 runs never share a folder
+    groups = ("model", "data", "pretrain")
+    assert step_key(bf16, groups) != step_key(cfg, groups)
+
+
+def test_presets_and_overrides():
+    assert set(PRESETS) == {"test", "demo", "paper"}
+    paper = resolve("paper")
+    for g, cls in GROUPS.items():  # `paper` is the defaults themselves
+        for name, value in PRESETS["paper"].get(g, {}).items():
+            assert getattr(getattr(paper, g), name) == value
+    demo = resolve("demo", {"pretrain.steps": 50})
+    assert demo.pretrain.steps == 50 and demo.model.layers == PRESETS["demo"]["model"]["layers"]
+    assert resolve("demo", {"pretrain": {"steps": 50}}) == demo     # grouped and dotted forms agree
+    assert resolve("demo", {"pretrain.lr": 1}).pretrain.lr == 1.0 and isinstance(
+        resolve("demo", {"pretrain.lr": 1}).pretrain.lr, float)
+    assert step_key(resolve("demo", {"pretrain.lr": 1}), ("pretrain",)) == step_key(
+        resolve("demo", {"pretrain.lr": 1.0}), ("pretrain",))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"pretrain.stpes": 5}, "pretrain has no field 'stpes'; did you mean 'steps'"),
+    ({"layers": 2}, "did you mean 'model.layers'"),
+    ({"modle.layers": 2}, "unknown field 'modle.layers'"),
+    ({"pretrain.steps": True}, "pretrain.steps must be int"),
+    ({"model.dropout": "none"}, "model.dropout must be float"),
+    ({"pretrain.batch_size": 0}, "pretrain.batch_size = 0: expected a positive integer"),
+    ({"pretrain.grad_accum": 3}, "expected a divisor of pretrain.batch_size"),
+    ({"pretrain.objectives": ["mlm", "align"]}, "'align' is not allowed"),
+    ({"pretrain.optimizer": "adam"}, "did you mean 'adamw'"),
+    ({"data.language": "xx"}, "'xx' is not a registered language"),
+    ({"data.transformation": "flip"}, "unknown transformation 'flip'"),
+    ({"data.derived_fraction": 1.5}, "expected a share in (0, 1]"),
+    ({"evaluate.retrieval_layer": 9}, "expected null or a layer in 0..1"),
+    ({"model.max_positions": 10}, "model.max_positions = 10"),
+])
+def test_bad_values_are_refused_in_one_line(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        resolve("test", overrides, where="g.yaml: overrides")
+    text = str(err.value)
+    assert message in text and text.startswith("g.yaml: overrides") and "\n" not in text
+
+
+def test_a_config_travels_as_json():
+    cfg = resolve("test", {"data.transformation": "translit", "pretrain.steps": 3})
+    assert from_dict(cfg.to_dict()) == cfg
+    assert load(json.dumps(cfg.to_dict())) == cfg
+    assert load('{"preset": "test", "data.transformation": "translit", "pretrain.steps": 3}') == cfg
+    assert set(cfg.flat()) == set(field_names())
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load("{preset: test")
+
+
+def test_each_step_is_keyed_by_what_it_reads(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    base = resolve("test", {"data.transformation": "translit"})
+    dirs = lambda cfg: {k: runner.step_dir(cfg, k, "pos" if k in ("transfer",) else None)  # noqa: E731
+                        for k in ("pretrain", "transfer", "alignment")}
+    same_model = dirs(base.replace(**{"pretrain.checkpoint_every": 1}))   # does not change a number
+    assert same_model == dirs(base)
+    ft = dirs(base.replace(**{"finetune.lr": 0.5}))                        # a fine-tuning setting
+    assert ft["pretrain"] == dirs(base)["pretrain"] and ft["transfer"] != dirs(base)["transfer"]
+    ev = dirs(base.replace(**{"evaluate.alignment_heldout": 0.3}))
+    assert ev["pretrain"] == dirs(base)["pretrain"] and ev["alignment"] != dirs(base)["alignment"]
+    assert dirs(base.replace(**{"pretrain.steps": 13}))["pretrain"] != dirs(base)["pretrain"]
+    assert dirs(base.replace(**{"pretrain.mask_prob": 0.2}))["pretrain"] != dirs(base)["pretrain"]
+
+
+def _edited(module: str) -> dict:
+    sources = fingerprint.package_sources()
+    sources[module] += "\n# an edit\n"
+    return sources
+
+
+def test_code_fingerprints_follow_the_modules_each_step_runs():
+    kinds = list(fingerprint.ROOTS)
+    now = {k: fingerprint.code_fingerprint(k, fingerprint.package_sources()) for k in kinds}
+    changed = lambda module: {k for k in kinds if fingerprint.code_fingerprint(k, _edited(module)) != now[k]}  # noqa: E731
+    assert changed("tasks") == {"finetune_mono", "transfer", "retrieval"}
+    assert changed("alignment") == {"alignment", "retrieval"}
+    assert changed("pretrain") == set(kinds)          # every step reads a pretrained model
+    assert changed("syntax.reorder") == set(kinds)    # Syntax builds the pretraining corpus
+    assert changed("runner") == changed("analysis") == changed("storage") == set()
+    # every module is either followed from a step or declared unable to change a number
+    sources = fingerprint.package_sources()
+    reached = set().union(*(fingerprint.modules_of(k, sources) for k in kinds))
+    assert set(sources) - reached - fingerprint.NEUTRAL == set()
+
+
+def _fake_done(step, code=None):
+    atomic_write_json({"rows": [], "config": step.cfg.to_dict(), "code_fingerprint": code or step.code}, step.results)
+
+
+def test_a_code_change_marks_exactly_the_affected_steps_stale(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    steps = runner.expand(runner.load_grid(TEST_GRID))
+    for s in steps:
+        _fake_done(s)
+    assert {state for _, state in runner.status(TEST_GRID)} == {"done"}
+    edited = _edited("tasks")
+    monkeypatch.setattr(fingerprint, "package_sources", lambda: edited)
+    fingerprint._current.cache_clear()
+    try:
+        states = dict(runner.status(TEST_GRID))
+        by_kind = {s.kind: states[s.name] for s in steps}
+        assert by_kind == {"pretrain": "done", "alignment": "done", "finetune_mono": "stale", "transfer": "stale"}
+        lines = []
+        fresh = runner.expand(runner.load_grid(TEST_GRID))
+        assert runner.to_run(fresh, rerun_stale=False, log=lines.append) == []
+        stale = [s for s in fresh if s.kind in ("finetune_mono", "transfer")]
+        assert len(lines) == len(stale) and all("stale" in ln and "--rerun-stale" in ln for ln in lines)
+        assert [s.name for s in runner.to_run(fresh, rerun_stale=True, log=lambda *a: None)] == [s.name for s in stale]
+    finally:
+        fingerprint._current.cache_clear()
+
+
+def test_results_without_a_fingerprint_are_stale(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    step = runner.expand(runner.load_grid(TEST_GRID))[0]
+    _fake_done(step, code="0ld")
+    assert step.state() == "stale"
+
+
+def _tiny_registry(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    (data / "c").mkdir(parents=True)
+    (data / "c" / "en.txt").write_text("one sentence\n")
+    reg = tmp_path / "languages.yaml"
+    reg.write_text("en:\n  name: English\n  pretrain: {path: c/en.txt, format: sentence_per_line}\n  tasks: {}\n")
+    monkeypatch.setenv("XLT_DATA_DIR", str(data))
+    monkeypatch.setenv("XLT_LANGUAGES_FILE", str(reg))
+    return data / "c" / "en.txt", reg
+
+
+def test_a_replaced_corpus_gets_a_new_model_folder(tmp_path, monkeypatch):
+    import os
+
+    corpus, reg = _tiny_registry(tmp_path, monkeypatch)
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    cfg = resolve("test")
+    before = runner.model_dir(cfg)
+    corpus.write_text("another, longer sentence\n")
+    os.utime(corpus, (1_700_000_000, 1_700_000_000))
+    after = runner.model_dir(cfg)
+    assert after != before
+    # the registry entry counts too (here: the corpus read twice)
+    reg.write_text(reg.read_text().replace("{path: c/en.txt,", "{paths: [c/en.txt, c/en.txt],"))
+    os.utime(reg, (1_700_000_100, 1_700_000_100))
+    assert runner.model_dir(cfg) != after
+
+
+def test_the_tokenizer_cache_follows_the_corpus(tmp_path, monkeypatch):
+    from xlt_helpers.tokenizer import tokenizer_path
+
+    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path))
+    assert tokenizer_path(["en"], 320, [["a b"]]) != tokenizer_path(["en"], 320, [["a c"]])
+    assert tokenizer_path(["en"], 320, [["a b"]]) == tokenizer_path(["en"], 320, [["a b"]])
+
+
+def test_the_cli_refuses_a_bad_grid_in_one_line(tmp_path, capsys):
+    grid = tmp_path / "typo.yaml"
+    grid.write_text("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\n"
+                    "overrides: {finetune.epoch: 2}\n")
+    assert main(["run", str(grid)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "typo.yaml" in err and "did you mean 'epochs'" in err
+    assert "Traceback" not in err
+    assert main(["config", "test", "pretrain.steps=3"]) == 0
+    assert json.loads(capsys.readouterr().out)["pretrain"]["steps"] == 3

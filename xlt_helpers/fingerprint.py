@@ -1,0 +1,96 @@
+"""Fingerprints: of JSON values (cache keys), of files (name, size, mtime) and of the code a step runs.
+
+The code fingerprint of a step kind hashes the sources of the modules that compute its numbers: the
+modules its root modules import, followed through the package (``from .x import`` anywhere in a
+file, lazy imports included), plus those of the steps it depends on (a transfer reads a pretrained
+model). Modules that never change a number (paths, storage, the runner, the report) are left out,
+so editing them marks nothing stale. Any other edit, a comment included, does: the price of a
+fingerprint nobody has to remember to bump is an occasional recompute, never a silent reuse.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Mapping
+
+PACKAGE = Path(__file__).resolve().parent
+
+# Modules that cannot change a result: where files live, how they are written, how steps are run and shown.
+NEUTRAL = frozenset({"__init__", "__main__", "config", "storage", "errors", "runner", "analysis", "run_config",
+                     "fingerprint", "syntax.__init__", "syntax.__main__", "syntax.stats"})
+# What each step kind computes with (besides ``experiment``, the step functions, which every kind runs).
+ROOTS: dict[str, tuple[str, ...]] = {
+    "pretrain": ("pretrain",),
+    "finetune_mono": ("finetune", "tasks", "metrics", "trees"),
+    "transfer": ("finetune", "tasks", "metrics", "trees"),
+    "alignment": ("alignment",),
+    "retrieval": ("retrieval", "trees", "metrics"),
+}
+DEPENDS_ON: dict[str, tuple[str, ...]] = {"pretrain": (), "finetune_mono": ("pretrain",),
+                                          "transfer": ("pretrain", "finetune_mono"), "alignment": ("pretrain",),
+                                          "retrieval": ("pretrain",)}
+
+
+def fingerprint(obj: object) -> str:
+    """A short stable hash of a JSON-serialisable object (cache keys)."""
+    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def files_fingerprint(paths: Iterable[Path], salt: object = None) -> str:
+    """Changes when a file's name, size or modification time (seconds) changes, or the salt does."""
+    h = hashlib.sha1(json.dumps(salt, sort_keys=True, default=str).encode())
+    for p in paths:
+        st = Path(p).stat()
+        h.update(f"{Path(p).name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:12]
+
+
+def package_sources() -> dict[str, str]:
+    """``{"pretrain": <source>, "syntax.parser": <source>, ...}`` for every module of the package."""
+    return {".".join(p.relative_to(PACKAGE).with_suffix("").parts): p.read_text(encoding="utf-8")
+            for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(module: str, source: str, known: set[str]) -> set[str]:
+    """The package modules ``module`` imports (relative imports, at any depth of the file)."""
+    package = module.split(".")[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+            target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            candidates = [target] + [f"{target}.{a.name}" if target else a.name for a in node.names]
+            out |= {c for c in candidates if c in known}
+            if target and f"{target}.__init__" in known:
+                out.add(f"{target}.__init__")
+    return out
+
+
+def modules_of(kind: str, sources: Mapping[str, str]) -> list[str]:
+    """The modules whose sources make up ``kind``'s code fingerprint (its own and its dependencies')."""
+    known = set(sources)
+    todo = ["experiment", *(r for k in (kind, *DEPENDS_ON[kind]) for r in ROOTS[k])]
+    seen: set[str] = set()
+    while todo:
+        m = todo.pop()
+        if m in seen or m not in known:
+            continue
+        seen.add(m)
+        if m != "experiment":  # the hub imports every step's modules; only its own source counts
+            todo += sorted(_imports(m, sources[m], known))
+    return sorted(seen - NEUTRAL)
+
+
+def code_fingerprint(kind: str, sources: Mapping[str, str] | None = None) -> str:
+    """The fingerprint of the code that computes a step of ``kind`` (``sources``: for tests)."""
+    if sources is None:
+        return _current(kind)
+    return fingerprint({m: hashlib.sha1(sources[m].encode()).hexdigest() for m in modules_of(kind, sources)})
+
+
+@lru_cache(maxsize=None)
+def _current(kind: str) -> str:
+    return code_fingerprint(kind, package_sources())
