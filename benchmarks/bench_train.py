@@ -59,7 +59,7 @@ from xlt_helpers.corpus import pack
 from xlt_helpers.data import load_pretraining_corpus
 from xlt_helpers.model import build_mlm, compile_layers, mask_tokens, pick_device, roberta_config, set_threads
 from xlt_helpers.pretrain import MaskedLMLoss, batch_indices, lr_at, make_optimizer, train_step
-from xlt_helpers.scales import get_scale
+from xlt_helpers.run_config import resolve
 from xlt_helpers.tokenizer import encode_words_batch, load_or_train_tokenizer, split_words
 from xlt_helpers.transformations import BOS, EOS, N_SPECIAL, DerivedLanguage, transliteration_table
 
@@ -167,19 +167,24 @@ def english(n_sentences: int):
     return tok, corpus, [ids for ids, _ in encode_words_batch(tok, [split_words(s) for s in corpus])]
 
 
+# the benchmark's model: the demo preset, 4 layers of hidden 256 (RoBERTa-small proportions)
+BENCH_MODEL = {"model.layers": 4, "model.hidden": 256, "model.heads": 4, "model.ffn": 1024}
+
+
 # ----------------------------------------------------------------------------------------------------
 # Pretraining: baseline vs ours
 # ----------------------------------------------------------------------------------------------------
 def bench_pretrain(args, device: torch.device, ids: list[list[int]], out: dict) -> RobertaForMaskedLM:
-    scale = get_scale("demo", layers=4, hidden=256, heads=4, ffn=1024, seq_len=128, batch_size=32,
-                      dropout=args.dropout, lr=args.lr, warmup=2)
-    # build_mlm(scale, V) has 2V embeddings (room for a transliterated twin): V = 5,000 gives the 10,000 of
+    cfg = resolve("demo", {**BENCH_MODEL, "model.dropout": args.dropout, "pretrain.seq_len": 128,
+                           "pretrain.batch_size": 32, "pretrain.lr": args.lr, "pretrain.warmup": 2})
+    m, p = cfg.model, cfg.pretrain
+    # build_mlm(m, V) has 2V embeddings (room for a transliterated twin): V = 5,000 gives the 10,000 of
     # the baseline configuration, so both models have exactly the same parameters and initial weights.
     half = VOCAB // 2
-    blocks = torch.from_numpy(pack(ids, BOS, EOS, scale.seq_len))
+    blocks = torch.from_numpy(pack(ids, BOS, EOS, p.seq_len))
     langs = torch.zeros(len(blocks), dtype=torch.long)
     tables = torch.arange(VOCAB)[None]
-    B, L = scale.batch_size, scale.seq_len
+    B, L = p.batch_size, p.seq_len
     n_steps = args.warmup_steps + args.steps
     total_sched = max(100, 10 * n_steps)
 
@@ -190,30 +195,30 @@ def bench_pretrain(args, device: torch.device, ids: list[list[int]], out: dict) 
                              mem=[], first=None))
 
     torch.manual_seed(args.seed)
-    base = RobertaForMaskedLM(roberta_config(scale, half)).to(device)
+    base = RobertaForMaskedLM(roberta_config(m, half)).to(device)
     add("hf baseline (RobertaForMaskedLM, fp32)", base, "hf")
     gpu_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    ours = build_mlm(scale, half, args.seed).to(device)
+    ours = build_mlm(m, half, args.seed).to(device)
     add("ours (xlt_helpers.pretrain" + (", bf16 autocast)" if device.type == "cuda" else ", fp32)"), ours, "ours",
         peak_dtype=gpu_dtype)
     if args.noise_reference:
-        add("ours, another dropout seed (noise ref.)", build_mlm(scale, half, args.seed).to(device), "ours",
+        add("ours, another dropout seed (noise ref.)", build_mlm(m, half, args.seed).to(device), "ours",
             peak_dtype=gpu_dtype)
     if args.compile:
-        add("ours + torch.compile", compile_layers(build_mlm(scale, half, args.seed).to(device)), "ours",
+        add("ours + torch.compile", compile_layers(build_mlm(m, half, args.seed).to(device)), "ours",
             peak_dtype=gpu_dtype)
     if args.bf16_cpu and device.type == "cpu":
-        add("ours + bf16 autocast (CPU)", build_mlm(scale, half, args.seed).to(device), "ours",
+        add("ours + bf16 autocast (CPU)", build_mlm(m, half, args.seed).to(device), "ours",
             ctx=lambda: torch.autocast("cpu", dtype=torch.bfloat16), peak_dtype=torch.bfloat16)
     for v in variants:
         torch.testing.assert_close(v["model"].roberta.embeddings.word_embeddings.weight,
                                    base.roberta.embeddings.word_embeddings.weight)  # identical initial weights
         v["model"].train()
         if v["kind"] == "hf":  # plain torch AdamW (its default implementation), the pretraining hyper-parameters
-            v["opt"] = torch.optim.AdamW(v["model"].parameters(), lr=scale.lr, betas=(0.9, 0.98), eps=1e-6,
+            v["opt"] = torch.optim.AdamW(v["model"].parameters(), lr=p.lr, betas=(0.9, 0.98), eps=1e-6,
                                          weight_decay=0.01)
         else:
-            v["opt"] = make_optimizer(v["model"], scale.lr, device)
+            v["opt"] = make_optimizer(v["model"], p, device)
             v["net"] = MaskedLMLoss(v["model"])
         torch.manual_seed(args.seed + (2 if "noise" in v["name"] else 1))  # dropout streams start alike
         v["rng"] = torch.get_rng_state()
@@ -232,8 +237,8 @@ def bench_pretrain(args, device: torch.device, ids: list[list[int]], out: dict) 
         with v["ctx"]():
             return train_step(v["net"], v["model"], v["opt"], inputs, positions, targets, device)
 
-    print(f"\n== pretraining: {scale.layers} layers, hidden {scale.hidden}, {scale.heads} heads, FFN {scale.ffn}, "
-          f"vocabulary {VOCAB:,}, batch {B} x {L}, dropout {scale.dropout}, lr {scale.lr:g} (warm-up 2), "
+    print(f"\n== pretraining: {m.layers} layers, hidden {m.hidden}, {m.heads} heads, FFN {m.ffn}, "
+          f"vocabulary {VOCAB:,}, batch {B} x {L}, dropout {m.dropout}, lr {p.lr:g} (warm-up 2), "
           f"{len(blocks):,} blocks of English; {args.warmup_steps} untimed + {args.steps} timed steps, "
           f"variants interleaved", flush=True)
     # The timed steps run bare. Memory is measured in one extra step at the end: the RSS sampler thread
@@ -241,7 +246,7 @@ def bench_pretrain(args, device: torch.device, ids: list[list[int]], out: dict) 
     # implementations 10-25% of a step when they ran inside the timed steps.
     for step in range(n_steps + 1):
         measure_memory = step == n_steps
-        lr = lr_at(step, scale.lr, scale.warmup, total_sched)
+        lr = lr_at(step, p.lr, p.warmup, total_sched)
         idx = torch.from_numpy(batch_indices(step, B, len(blocks), args.seed))
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
         inputs, positions, targets = mask_tokens(blocks[idx], langs[idx], tables, VOCAB, gen)
@@ -276,7 +281,7 @@ def bench_pretrain(args, device: torch.device, ids: list[list[int]], out: dict) 
     enc_params = sum(p.numel() for p in ours.roberta.encoder.parameters())
     head_params = sum(p.numel() for m in (ours.lm_head.dense, ours.lm_head.layer_norm) for p in m.parameters())
     n_nonemb = enc_params + head_params
-    flops_per_token = 6 * n_nonemb + 12 * scale.layers * scale.hidden * L
+    flops_per_token = 6 * n_nonemb + 12 * m.layers * m.hidden * L
     rows = []
     for v in variants:
         step_s = statistics.median(v["times"])
@@ -306,7 +311,7 @@ def bench_pretrain(args, device: torch.device, ids: list[list[int]], out: dict) 
     diffs = [abs(a - b) for a, b in zip(rows[0]["loss_curve"], rows[1]["loss_curve"])]
     print(f"matmul peak (measured now): " + ", ".join(f"{str(d).replace('torch.', '')} {g:,.1f} GFLOP/s"
                                                       for d, g in peaks.items()))
-    print(f"model FLOPs/token = 6 x {n_nonemb:,} non-embedding params + 12 x {scale.layers} x {scale.hidden} x {L} "
+    print(f"model FLOPs/token = 6 x {n_nonemb:,} non-embedding params + 12 x {m.layers} x {m.hidden} x {L} "
           f"= {flops_per_token / 1e6:.1f} MFLOP")
     print("loss curves (same seed, data, masks, initial weights; dropout streams differ between implementations):")
     for r in rows:
@@ -359,7 +364,7 @@ def bench_finetune(args, device, tok, model, out: dict) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp)
-        cfg = ft.FinetuneConfig(epochs=1.0, batch_size=32, lr=1e-3, seed=0, device=str(device), progress=False)
+        cfg = ft.FinetuneConfig(epochs=1.0, batch_size=32, lr=1e-3, seed=0, device=str(device))
         steps = math.ceil(len(train) / cfg.batch_size)
         for name, batches, pad in (("fine-tune, length-bucketed batches (finetune.py)", ft.length_batches,
                                     pad_bucketed),
@@ -368,7 +373,7 @@ def bench_finetune(args, device, tok, model, out: dict) -> None:
             try:
                 with Memory(device) as mem:
                     t = time.perf_counter()
-                    tuned = ft.finetune(tmp, task, train, cfg)
+                    tuned = ft.finetune(tmp, task, train, cfg, progress=False)
                     sync(device)
                     dt = time.perf_counter() - t
             finally:
@@ -502,7 +507,7 @@ def main(argv=None) -> int:
         model = bench_pretrain(args, device, ids, out)
     if "finetune" in only:
         if model is None:
-            model = build_mlm(get_scale("demo", layers=4, hidden=256, heads=4, ffn=1024), VOCAB // 2, 0)
+            model = build_mlm(resolve("demo", BENCH_MODEL).model, VOCAB // 2, 0)
         bench_finetune(args, device, tok, model, out)
     if "alignment" in only:
         bench_alignment(args, out)

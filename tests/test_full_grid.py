@@ -99,7 +99,7 @@ def subset_report(shared_runs):
     grid = runner.load_grid(FULL_TEST)
     steps, skips = runner.plan(grid)
     wanted = [find(steps, "transfer", "en", "translit+inv", "qa"), find(steps, "retrieval", "en", "translit+inv"),
-              find(steps, "transfer", "en", "pair", "qa", "ar"), find(steps, "retrieval", "en", None, None, "ar")]
+              find(steps, "transfer", "en", "pair", "qa", "ar"), find(steps, "retrieval", "en", "pair", None, "ar")]
     subset = runner.with_dependencies(wanted)
     runner.run_steps([s for s in subset if not s.done], log=lambda *a: None)
     return runner.aggregate(grid, subset, log=lambda *a: None, skips=skips)

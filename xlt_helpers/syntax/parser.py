@@ -11,7 +11,6 @@ Command line (run it nice'd): python -m xlt_helpers.syntax parser train en fr ar
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..config import cache_dir
+from ..fingerprint import files_fingerprint
 from .conllu import read_conllu, to_conllu
 from .tree import Tree
 from .treebanks import form_normalizer, treebank_files
@@ -143,11 +143,8 @@ def attachment_scores(gold: Sequence[Tree], pred: Sequence[Tree]) -> dict[str, f
 
 def _fingerprint(language: str, options: ParserOptions) -> str:
     """Changes with the training files, the options, the normaliser or the format."""
-    h = hashlib.sha1(json.dumps([PARSER_FORMAT, asdict(options), form_normalizer(language)]).encode())
-    for p in treebank_files(language, "train"):
-        st = p.stat()
-        h.update(f"{p.name}:{st.st_size}:{int(st.st_mtime)}".encode())
-    return h.hexdigest()[:12]
+    return files_fingerprint(treebank_files(language, "train"),
+                             salt=[PARSER_FORMAT, asdict(options), form_normalizer(language)])
 
 
 def parser_path(language: str, options: ParserOptions = ParserOptions()) -> Path:

@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..config import cache_dir
+from ..fingerprint import files_fingerprint
 from .conllu import read_conllu
 from .model import MODEL_FORMAT, OrderingModel, learn_ordering_model
 from .treebanks import treebank_files
@@ -14,13 +15,9 @@ from .treebanks import treebank_files
 
 def _fingerprint(paths: list[Path]) -> str:
     """Changes when a training file (name, size, mtime), the model format or the reading/learning code changes."""
-    h = hashlib.sha1(f"format={MODEL_FORMAT}".encode())
-    for module in ("conllu.py", "model.py"):  # cheap to relearn, so any code change invalidates
-        h.update((Path(__file__).parent / module).read_bytes())
-    for p in paths:
-        st = p.stat()
-        h.update(f"{p.name}:{st.st_size}:{int(st.st_mtime)}".encode())
-    return h.hexdigest()[:12]
+    code = [hashlib.sha1((Path(__file__).parent / module).read_bytes()).hexdigest()  # cheap to relearn, so any
+            for module in ("conllu.py", "model.py")]                                   # code change invalidates
+    return files_fingerprint(paths, salt=[f"format={MODEL_FORMAT}", code])
 
 
 def model_path(language: str) -> Path:
