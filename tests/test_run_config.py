@@ -194,3 +194,27 @@ def test_the_cli_refuses_a_bad_grid_in_one_line(tmp_path, capsys):
     assert "Traceback" not in err
     assert main(["config", "test", "pretrain.steps=3"]) == 0
     assert json.loads(capsys.readouterr().out)["pretrain"]["steps"] == 3
+
+
+def test_finetune_seeds_reuse_the_pretrained_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    base = "scale: test\nseeds: [0]\nlanguages: [en]\ntransformations: [translit]\ntasks: [pos, retrieval]\n"
+    one = runner.expand(runner.load_grid(_grid(tmp_path, base)))
+    two = runner.expand(runner.load_grid(_grid(tmp_path, base + "finetune_seeds: [0, 5]\n")))
+    kinds = lambda steps, kind: {s.out_dir for s in steps if s.kind == kind}  # noqa: E731
+    for kind in ("pretrain", "alignment", "retrieval"):       # no fine-tuning: shared by both seeds
+        assert kinds(two, kind) == kinds(one, kind)
+    for kind in ("finetune_mono", "transfer"):
+        assert kinds(one, kind) < kinds(two, kind) and len(kinds(two, kind)) == 2 * len(kinds(one, kind))
+    assert {s.cfg.finetune.seed for s in two if s.kind == "transfer"} == {0, 5}
+    for s in two:  # a transfer reads the monolingual fine-tune of its own seed
+        if s.kind == "transfer":
+            assert s.deps[1].cfg.finetune.seed == s.cfg.finetune.seed
+    with pytest.raises(ConfigError, match="set by the grid's `finetune_seeds`"):
+        runner.load_grid(_grid(tmp_path, base + "overrides: {finetune.seed: 1}\n"))
+
+
+def _grid(tmp_path, text):
+    path = tmp_path / f"g{abs(hash(text))}.yaml"
+    path.write_text(text)
+    return path

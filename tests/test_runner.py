@@ -105,6 +105,22 @@ def test_every_notebook_runs_and_the_report_renders(executed_grid):
         assert (step.out_dir / step.notebook).exists(), step.name
 
 
+def test_the_config_travels_with_the_results(executed_grid):
+    steps = runner.expand(runner.load_grid(TEST_GRID))
+    for step in steps:
+        saved = json.loads(step.results.read_text())
+        assert saved["config"] == step.cfg.to_dict() and saved["code_fingerprint"] == step.code
+        assert step.state() == "done"
+    pre = next(s for s in steps if s.kind == "pretrain")
+    meta = json.loads((pre.out_dir / "model" / "xlt_meta.json").read_text())
+    assert meta["config"] == pre.cfg.to_dict()
+    results = pd.read_csv(executed_grid / "results.csv")
+    configs = pd.read_csv(executed_grid / "configs.csv")
+    joined = results.merge(configs, on="step", how="left", validate="many_to_one")
+    assert joined["kind"].notna().all() and len(configs) == len(steps)
+    assert (joined["pretrain.seed"] == joined["seed"]).all() and set(configs.state) == {"done"}
+
+
 def test_finished_steps_are_never_recomputed(executed_grid, shared_runs, monkeypatch):
     def fail(*a, **k):
         raise AssertionError("a finished step was executed again")

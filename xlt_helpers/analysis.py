@@ -108,10 +108,12 @@ def retrieval_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def alignment_vs_transfer(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (language, transformation, task, seed) with alignment P@1 and Delta_Sup side by side."""
+    """One row per model and task (language, transformation, pretraining seed) with alignment P@1 and
+    Delta_Sup side by side; Delta_Sup is the mean over the model's fine-tuning seeds."""
     keys = ["language", "transformation", "seed", "scale"]
     al = df[df.metric == "alignment_at_1"][keys + ["value"]].rename(columns={"value": "alignment_at_1"})
-    ds = df[df.metric == "delta_sup"][keys + ["task", "value"]].rename(columns={"value": "delta_sup"})
+    ds = (df[df.metric == "delta_sup"].groupby(keys + ["task"], as_index=False, sort=False)["value"].mean()
+          .rename(columns={"value": "delta_sup"}))
     return ds.merge(al, on=keys)
 
 
@@ -130,8 +132,10 @@ def spearman_by_task(pairs: pd.DataFrame) -> pd.DataFrame:
 def load_results(report_dir: str | Path) -> pd.DataFrame:
     path = Path(report_dir) / "results.csv"
     if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame(columns=["language", "transformation", "task", "setting", "metric", "value", "seed", "scale"])
+        return pd.DataFrame(columns=["language", "transformation", "task", "setting", "metric", "value", "seed", "scale",
+                                     "finetune_seed"])
     try:
         return pd.read_csv(path)
     except pd.errors.EmptyDataError:
-        return pd.DataFrame(columns=["language", "transformation", "task", "setting", "metric", "value", "seed", "scale"])
+        return pd.DataFrame(columns=["language", "transformation", "task", "setting", "metric", "value", "seed", "scale",
+                                     "finetune_seed"])

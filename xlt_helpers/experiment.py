@@ -35,7 +35,7 @@ from .tasks import get_task, load_encoded
 from .transformations import N_SPECIAL, DerivedLanguage
 from .trees import task_trees, tree_parser
 
-ROW_COLUMNS = ("language", "transformation", "task", "setting", "metric", "value", "seed", "scale")
+ROW_COLUMNS = ("language", "transformation", "task", "setting", "metric", "value", "seed", "scale", "finetune_seed")
 MONO = "mono"
 PAIR = "pair"
 
@@ -46,8 +46,10 @@ def pair_name(language: str, target_language: str) -> str:
 
 
 def row(language: str, transformation: str, task: str, setting: str, metric: str, value: float, seed: int,
-        scale: str) -> dict:
-    return dict(zip(ROW_COLUMNS, (language, transformation, task, setting, metric, float(value), seed, scale)))
+        scale: str, finetune_seed: int | None = None) -> dict:
+    """One result row; ``seed`` is the pretraining seed, ``finetune_seed`` that of fine-tuning (None: none)."""
+    return dict(zip(ROW_COLUMNS, (language, transformation, task, setting, metric, float(value), seed, scale,
+                                  finetune_seed)))
 
 
 def labels(cfg: RunConfig) -> tuple[str, str]:
@@ -119,7 +121,8 @@ def run_finetune_mono(cfg: RunConfig, task: str, mono_dir: str | Path, out_dir: 
     atomic_write_json(model_meta(mono_dir), out / "xlt_meta.json")
     scores = _evaluate(model, spec, test, cfg)
     return {"kind": "finetune_mono", "model_dir": str(out),
-            "rows": [row(lang, MONO, task, "orig", m, v, cfg.pretrain.seed, cfg.preset) for m, v in scores.items()]}
+            "rows": [row(lang, MONO, task, "orig", m, v, cfg.pretrain.seed, cfg.preset, ft.seed)
+                     for m, v in scores.items()]}
 
 
 def run_transfer(cfg: RunConfig, task: str, bilingual_dir: str | Path, mono_task_dir: str | Path) -> dict:
@@ -148,7 +151,8 @@ def run_transfer(cfg: RunConfig, task: str, bilingual_dir: str | Path, mono_task
 def _transfer_rows(cfg: RunConfig, spec, scores: dict[str, dict[str, float]]) -> list[dict]:
     """One row per setting and metric, then the deltas of the primary metric (where both sides exist)."""
     label, name = labels(cfg)
-    r = lambda setting, metric, v: row(label, name, spec.name, setting, metric, v, cfg.pretrain.seed, cfg.preset)  # noqa: E731
+    r = lambda setting, metric, v: row(label, name, spec.name, setting, metric, v, cfg.pretrain.seed, cfg.preset,  # noqa: E731
+                                       cfg.finetune.seed)
     rows = [r(setting, m, scores[setting][m]) for setting in ("BS", "BZ", "MZ", "orig") if setting in scores
             for m in spec.metrics if m in scores[setting]]
     main = {setting: s[spec.metric] for setting, s in scores.items()}

@@ -182,7 +182,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 # Fields a grid sets through its own keys, never through `overrides`.
 GRID_SET = {"data.language": "languages", "data.transformation": "transformations",
-            "data.second_language": "pairs", "pretrain.seed": "seeds"}
+            "data.second_language": "pairs", "pretrain.seed": "seeds", "finetune.seed": "finetune_seeds"}
 
 
 def field_names() -> list[str]:
@@ -397,15 +397,13 @@ def from_dict(raw: Mapping[str, Any], where: str = "config") -> RunConfig:
     if "preset" not in raw:
         raise ConfigError(f"{where}: a config needs `preset` (one of {', '.join(PRESETS)})")
     preset = raw.pop("preset")
-    if set(raw) == set(GROUPS) and all(isinstance(v, Mapping) for v in raw.values()):
-        flat_names = {f"{g}.{k}" for g, v in raw.items() for k in v}
-        missing = set(field_names()) - flat_names
-        if not missing:  # a resolved config: take it as it is
-            flatten_overrides(raw, where)
-            cfg = _build(preset, raw, where)
-            if preset not in PRESETS:
-                raise ConfigError(f"{where}: unknown scale {preset!r} (presets: {', '.join(PRESETS)})")
-            return cfg
+    if preset not in PRESETS:
+        raise ConfigError(f"{where}: unknown scale {preset!r}{_closest(str(preset), list(PRESETS))} "
+                          f"(presets: {', '.join(PRESETS)})")
+    complete = set(raw) == set(GROUPS) and all(isinstance(v, Mapping) for v in raw.values()) and \
+        {f"{g}.{k}" for g, v in raw.items() for k in v} == set(field_names())
+    if complete:  # a resolved config (every field given): taken as it is, checked like any other
+        return _build(preset, raw, where)
     return resolve(preset, raw, where)
 
 

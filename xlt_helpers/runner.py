@@ -15,11 +15,13 @@ retrieval between a natural pair without parallel sentences) are not steps: ``pl
 
 Grid keys: ``languages`` x ``transformations`` x ``tasks`` (synthetic derived languages), ``pairs``
 (natural language pairs ``"en-fr"``: pretrain on both, fine-tune on the first, test on the second),
-``seeds`` (pretraining), ``scale`` (a preset of run_config.PRESETS), ``overrides`` (any config field
+``seeds`` (pretraining), ``finetune_seeds`` (fine-tuning only, each reusing the pretrained models;
+default: the pretraining seed), ``scale`` (a preset of run_config.PRESETS), ``overrides`` (any config field
 by its dotted name, e.g. ``pretrain.steps: 500``), ``alignment``, ``description``.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import traceback
@@ -41,9 +43,9 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 # The kernel logs only errors: ipykernel's per-start warning about unencrypted local TCP would otherwise
 # fill the grid log once per step. Cell errors still reach the executed notebook and error.json.
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
-GRID_KEYS = {"name", "scale", "seeds", "languages", "transformations", "tasks", "overrides",
+GRID_KEYS = {"name", "scale", "seeds", "finetune_seeds", "languages", "transformations", "tasks", "overrides",
              "alignment", "description", "pairs"}
-LIST_KEYS = {"seeds": int, "languages": str, "transformations": str, "tasks": str, "pairs": str}
+LIST_KEYS = {"seeds": int, "finetune_seeds": int, "languages": str, "transformations": str, "tasks": str, "pairs": str}
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Grid:
     transformations: list[str]
     tasks: list[str]
     seeds: list[int] = field(default_factory=lambda: [0])
+    finetune_seeds: list[int] | None = None         # None: each model fine-tuned with its pretraining seed
     overrides: dict = field(default_factory=dict)   # dotted config fields -> values
     alignment: bool = True
     description: str = ""
@@ -61,11 +64,11 @@ class Grid:
     path: str = "grid"                              # the file it came from (for messages)
 
     def config(self, language: str, seed: int, transformation: str | None = None,
-               second_language: str | None = None) -> RunConfig:
-        """The resolved config of one model of the grid."""
+               second_language: str | None = None, finetune_seed: int | None = None) -> RunConfig:
+        """The resolved config of one model of the grid (``finetune_seed`` None: the pretraining seed)."""
         return resolve(self.scale, {**self.overrides, "data.language": language, "data.transformation": transformation,
-                                    "data.second_language": second_language, "pretrain.seed": seed},
-                       where=f"{self.path}: overrides")
+                                    "data.second_language": second_language, "pretrain.seed": seed,
+                                    "finetune.seed": finetune_seed}, where=f"{self.path}: overrides")
 
 
 def load_grid(path: str | Path) -> Grid:
@@ -94,8 +97,9 @@ def load_grid(path: str | Path) -> Grid:
         value = raw.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
             raise ConfigError(f"{path}: {key} must be a list of {kind.__name__}s, found {value!r}")
-    if "seeds" in raw and not raw["seeds"]:
-        raise ConfigError(f"{path}: seeds must not be empty")
+    for key in ("seeds", "finetune_seeds"):
+        if key in raw and not raw[key]:
+            raise ConfigError(f"{path}: {key} must not be empty (leave the key out for the default)")
     raw.setdefault("name", path.stem)
     overrides = flatten_overrides(raw.pop("overrides", None) or {}, f"{path}: overrides")
     for name in overrides:
@@ -287,6 +291,9 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
         if Skip(cell, reason) not in skips:
             skips.append(Skip(cell, reason))
 
+    def no_finetune(cfg: RunConfig) -> RunConfig:
+        return cfg.replace(**{"finetune.seed": cfg.pretrain.seed})
+
     def mono_steps(cfg: RunConfig) -> tuple[Step, dict[str, Step]]:
         """The monolingual model beside ``cfg``'s (shared across grids) and its fine-tuning per task."""
         mono_cfg = cfg.monolingual()
@@ -305,15 +312,15 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
             if reason:
                 skip(f"{lang} x {task} (every transformation)", reason)
         for seed in grid.seeds:
-            for tr in grid.transformations:
-                cfg = grid.config(lang, seed, tr)
+            for tr, ft_seed in itertools.product(grid.transformations, grid.finetune_seeds or [None]):
+                cfg = grid.config(lang, seed, tr, finetune_seed=ft_seed)
                 mono, mono_tasks = mono_steps(cfg)
                 pre = add("pretrain", "01_pretrain.ipynb", cfg)
                 for task in grid.tasks:
                     spec = get_task(task)
-                    if not spec.finetuned:
+                    if not spec.finetuned:  # no fine-tuning: one retrieval step whatever the fine-tuning seeds
                         if not missing_data_reason(task, lang, ("test",)):
-                            add("retrieval", "05_retrieval.ipynb", cfg, task, (pre, mono),
+                            add("retrieval", "05_retrieval.ipynb", no_finetune(cfg), task, (pre, mono),
                                 pretrained=str(pre.out_dir / "model"), mono_pretrained=str(mono.out_dir / "model"))
                         continue
                     if task not in mono_tasks:
@@ -340,14 +347,14 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
                       or missing_data_reason(task, second, ("test",)))
             if reason:
                 skip(f"{name} x {task}", reason)
-        for seed in grid.seeds:
-            cfg = grid.config(first, seed, second_language=second)
+        for seed, ft_seed in itertools.product(grid.seeds, grid.finetune_seeds or [None]):
+            cfg = grid.config(first, seed, second_language=second, finetune_seed=ft_seed)
             mono, mono_tasks = mono_steps(cfg)
             pre = add("pretrain", "01_pretrain.ipynb", cfg)
             for task in grid.tasks:
                 if not get_task(task).finetuned:
                     if has_parallel(first, second):
-                        add("retrieval", "05_retrieval.ipynb", cfg, task, (pre, mono),
+                        add("retrieval", "05_retrieval.ipynb", no_finetune(cfg), task, (pre, mono),
                             pretrained=str(pre.out_dir / "model"), mono_pretrained=str(mono.out_dir / "model"))
                     continue
                 if task not in mono_tasks or missing_data_reason(task, second, ("test",)):
