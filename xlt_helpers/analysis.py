@@ -139,3 +139,12 @@ def load_results(report_dir: str | Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         return pd.DataFrame(columns=["language", "transformation", "task", "setting", "metric", "value", "seed", "scale",
                                      "finetune_seed"])
+
+
+def varying_config(configs: pd.DataFrame) -> pd.DataFrame:
+    """configs.csv reduced to what tells its steps apart: step, kind, state and the config fields
+    (dotted columns) that take more than one value in the grid."""
+    if configs.empty:
+        return configs
+    varying = [c for c in configs.columns if "." in c and configs[c].astype(str).nunique() > 1]
+    return configs[["step", "kind", "state", *varying]]
