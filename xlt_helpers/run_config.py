@@ -256,11 +256,7 @@ def _coerce(value: Any, hint: Any) -> Any:
     """Lists to tuples, ints to floats where a float is declared (so hashes do not depend on 5 vs 5.0)."""
     if typing.get_origin(hint) is tuple:
         return tuple(float(v) if typing.get_args(hint)[0] is float else v for v in value)
-    if hint is float or (typing.get_origin(hint) in (typing.Union, types.UnionType)
-                         and float in typing.get_args(hint) and not isinstance(value, bool)
-                         and isinstance(value, int) and int not in typing.get_args(hint)):
-        return float(value)
-    return value
+    return float(value) if hint is float else value
 
 
 def _build(preset: str, groups: Mapping[str, Mapping[str, Any]], where: str) -> RunConfig:
@@ -291,22 +287,22 @@ def _build(preset: str, groups: Mapping[str, Mapping[str, Any]], where: str) -> 
 
 def _validate(cfg: RunConfig, where: str) -> None:
     """Values that cannot run, refused before anything starts."""
+    def get(name: str) -> Any:
+        group, _, key = name.partition(".")
+        return getattr(getattr(cfg, group), key)
+
     def need(ok: bool, name: str, expected: str) -> None:
         if not ok:
-            group, _, key = name.partition(".")
-            raise ConfigError(f"{where}: {name} = {getattr(getattr(cfg, group), key)!r}: expected {expected}")
+            raise ConfigError(f"{where}: {name} = {get(name)!r}: expected {expected}")
 
     m, d, p, ft, ev = cfg.model, cfg.data, cfg.pretrain, cfg.finetune, cfg.evaluate
     for name in ("model.vocab_size", "model.layers", "model.hidden", "model.heads", "model.ffn",
                  "pretrain.batch_size", "pretrain.grad_accum", "pretrain.seq_len", "pretrain.checkpoint_every",
                  "finetune.batch_size", "finetune.max_len", "finetune.eval_batch_size", "data.parser_iterations"):
-        group, _, key = name.partition(".")
-        need(getattr(getattr(cfg, group), key) > 0, name, "a positive integer")
+        need(get(name) > 0, name, "a positive integer")
     for name in ("data.pretrain_sentences", "data.parser_sentences", "finetune.train_examples",
                  "finetune.test_examples"):
-        group, _, key = name.partition(".")
-        v = getattr(getattr(cfg, group), key)
-        need(v is None or v > 0, name, "a positive integer or null (all)")
+        need(get(name) is None or get(name) > 0, name, "a positive integer or null (all)")
     need(m.vocab_size >= 64, "model.vocab_size", "at least 64 (256 bytes are the BPE's alphabet; 320 is the test scale)")
     need(m.hidden % m.heads == 0, "model.heads", f"a divisor of model.hidden ({m.hidden})")
     need(0.0 <= m.dropout < 1.0, "model.dropout", "a value in [0, 1)")
@@ -322,8 +318,7 @@ def _validate(cfg: RunConfig, where: str) -> None:
     need(p.batch_size % p.grad_accum == 0, "pretrain.grad_accum", f"a divisor of pretrain.batch_size ({p.batch_size})")
     for name in ("pretrain.lr", "pretrain.eps", "pretrain.grad_clip", "finetune.lr", "finetune.grad_clip",
                  "finetune.epochs"):
-        group, _, key = name.partition(".")
-        need(getattr(getattr(cfg, group), key) > 0, name, "a positive number")
+        need(get(name) > 0, name, "a positive number")
     need(all(0.0 <= b < 1.0 for b in p.betas), "pretrain.betas", "two values in [0, 1)")
     need(0.0 < p.mask_prob < 1.0, "pretrain.mask_prob", "a share in (0, 1)")
     need(p.mask_token_share >= 0 and p.random_token_share >= 0 and p.mask_token_share + p.random_token_share <= 1.0,

@@ -34,7 +34,7 @@ import yaml
 
 from .config import REPO_ROOT, runs_dir
 from .experiment import MONO, PAIR, pair_name
-from .fingerprint import code_fingerprint
+from .fingerprint import code_fingerprint, fingerprint
 from .run_config import GRID_SET, ConfigError, RunConfig, _closest, flatten_overrides, resolve, step_key
 from .storage import atomic_write_json, read_json
 from .transformations import DerivedLanguage
@@ -207,8 +207,8 @@ def _data_key(kind: str, cfg: RunConfig, task: str | None = None) -> str:
             parts.append(registry_fingerprint(d.language, "pretrain_other_domain"))
         if d.transformation and DerivedLanguage(d.transformation, 400).needs_trees:
             parts.append(_treebanks_key())
-        return step_key(cfg, (), parts)
-    return step_key(cfg, (), [registry_fingerprint(lang, "tasks", task) for lang in langs])
+        return fingerprint(parts)
+    return fingerprint([registry_fingerprint(lang, "tasks", task) for lang in langs])
 
 
 def _treebanks_key() -> str:
