@@ -25,7 +25,7 @@ from tokenizers import Tokenizer
 
 from .alignment import alignment_report
 from .data import has_task, load_task, parallel_sentences
-from .finetune import evaluate_all, finetune, load_finetuned
+from .finetune import evaluate_predictions, finetune, load_finetuned
 from .fingerprint import code_fingerprint
 from .metrics import delta_mono, delta_sup
 from .pretrain import pretrain
@@ -38,6 +38,7 @@ from .trees import task_trees, tree_parser
 ROW_COLUMNS = ("language", "transformation", "task", "setting", "metric", "value", "seed", "scale", "finetune_seed")
 MONO = "mono"
 PAIR = "pair"
+PREDICTIONS = "predictions.json.gz"  # per-example gold and predictions of a step, beside its results.json
 
 
 def pair_name(language: str, target_language: str) -> str:
@@ -104,8 +105,11 @@ def _encoder(cfg: RunConfig, task: str, tok: Tokenizer, trees=None):
                                                        seed=ft.seed)
 
 
-def _evaluate(model, spec, data, cfg: RunConfig) -> dict[str, float]:
-    return evaluate_all(model, spec, data, cfg.finetune.eval_batch_size, cfg.finetune.precision)
+def _evaluate(model, spec, data, cfg: RunConfig, predictions: dict, setting: str) -> dict[str, float]:
+    """Scores of ``model`` on ``data``; its per-example predictions go to ``predictions[setting]``."""
+    scores, predictions[setting] = evaluate_predictions(model, spec, data, cfg.finetune.eval_batch_size,
+                                                        cfg.finetune.precision)
+    return scores
 
 
 def run_finetune_mono(cfg: RunConfig, task: str, mono_dir: str | Path, out_dir: str | Path) -> dict:
@@ -119,8 +123,9 @@ def run_finetune_mono(cfg: RunConfig, task: str, mono_dir: str | Path, out_dir: 
     model.save_pretrained(out)
     (out / "tokenizer.json").write_text((Path(mono_dir) / "tokenizer.json").read_text())
     atomic_write_json(model_meta(mono_dir), out / "xlt_meta.json")
-    scores = _evaluate(model, spec, test, cfg)
-    return {"kind": "finetune_mono", "model_dir": str(out),
+    predictions: dict = {}
+    scores = _evaluate(model, spec, test, cfg, predictions, "orig")
+    return {"kind": "finetune_mono", "model_dir": str(out), "predictions": predictions,
             "rows": [row(lang, MONO, task, "orig", m, v, cfg.pretrain.seed, cfg.preset, ft.seed)
                      for m, v in scores.items()]}
 
@@ -139,13 +144,15 @@ def run_transfer(cfg: RunConfig, task: str, bilingual_dir: str | Path, mono_task
     train_o, train_d = enc("train", lang, orig, ft.train_examples), enc("train", lang, derived, ft.train_examples)
     test_o, test_d = enc("test", lang, orig, ft.test_examples), enc("test", lang, derived, ft.test_examples)
 
+    predictions: dict = {}
     model = finetune(bilingual_dir, spec, train_o, ft)
-    scores = {"BZ": _evaluate(model, spec, test_d, cfg), "orig": _evaluate(model, spec, test_o, cfg)}
+    scores = {"BZ": _evaluate(model, spec, test_d, cfg, predictions, "BZ"),
+              "orig": _evaluate(model, spec, test_o, cfg, predictions, "orig")}
     model = finetune(bilingual_dir, spec, train_d, ft)
-    scores["BS"] = _evaluate(model, spec, test_d, cfg)
+    scores["BS"] = _evaluate(model, spec, test_d, cfg, predictions, "BS")
     mono = load_finetuned(Path(mono_task_dir) / "model", spec)
-    scores["MZ"] = _evaluate(mono, spec, test_d, cfg)
-    return {"kind": "transfer", "rows": _transfer_rows(cfg, spec, scores)}
+    scores["MZ"] = _evaluate(mono, spec, test_d, cfg, predictions, "MZ")
+    return {"kind": "transfer", "rows": _transfer_rows(cfg, spec, scores), "predictions": predictions}
 
 
 def _transfer_rows(cfg: RunConfig, spec, scores: dict[str, dict[str, float]]) -> list[dict]:
@@ -170,18 +177,19 @@ def run_pair_transfer(cfg: RunConfig, task: str, pair_dir: str | Path, mono_task
     tok, orig, _ = _languages(pair_dir, None)
     enc = _encoder(cfg, task, tok)
 
+    predictions: dict = {}
     test_b = enc("test", second, orig, ft.test_examples)
     model = finetune(pair_dir, spec, enc("train", first, orig, ft.train_examples), ft)
-    scores = {"BZ": _evaluate(model, spec, test_b, cfg),
-              "orig": _evaluate(model, spec, enc("test", first, orig, ft.test_examples), cfg)}
+    scores = {"BZ": _evaluate(model, spec, test_b, cfg, predictions, "BZ"),
+              "orig": _evaluate(model, spec, enc("test", first, orig, ft.test_examples), cfg, predictions, "orig")}
     if has_task(task, second, ("train",)):
         model = finetune(pair_dir, spec, enc("train", second, orig, ft.train_examples), ft)
-        scores["BS"] = _evaluate(model, spec, test_b, cfg)
+        scores["BS"] = _evaluate(model, spec, test_b, cfg, predictions, "BS")
     mono_model = Path(mono_task_dir) / "model"
     mono_tok, mono_orig, _ = _languages(mono_model, None)
     mono_test = _encoder(cfg, task, mono_tok)("test", second, mono_orig, ft.test_examples)
-    scores["MZ"] = _evaluate(load_finetuned(mono_model, spec), spec, mono_test, cfg)
-    return {"kind": "transfer", "rows": _transfer_rows(cfg, spec, scores)}
+    scores["MZ"] = _evaluate(load_finetuned(mono_model, spec), spec, mono_test, cfg, predictions, "MZ")
+    return {"kind": "transfer", "rows": _transfer_rows(cfg, spec, scores), "predictions": predictions}
 
 
 def retrieval_sentences(language: str, target_language: str | None, max_sentences: int | None
@@ -210,19 +218,20 @@ def run_retrieval(cfg: RunConfig, bilingual_dir: str | Path, mono_dir: str | Pat
     d, ft = cfg.data, cfg.finetune
     src, tgt = retrieval_sentences(d.language, d.second_language, ft.test_examples)
     target_spec = None if d.second_language else d.transformation  # a natural pair: both sides are original text
-    scores = {}
+    scores, predictions = {}, {}
     for setting, model_dir in (("BZ", bilingual_dir), ("MZ", mono_dir)):
         tok, orig, derived = _languages(model_dir, target_spec)
         trees = tree_parser(d.language, d) if derived.needs_trees else None
-        scores[setting] = evaluate_retrieval(load_encoder(model_dir, ft.device), tok, orig, src, derived, tgt,
-                                             ft.max_len, trees, cfg.evaluate.retrieval_layer, ft.precision)
+        scores[setting], predictions[setting] = evaluate_retrieval(
+            load_encoder(model_dir, ft.device), tok, orig, src, derived, tgt, ft.max_len, trees,
+            cfg.evaluate.retrieval_layer, ft.precision)
     label, name = labels(cfg)
     seed = cfg.pretrain.seed
     rows = [row(label, name, "retrieval", setting, m, v, seed, cfg.preset)
             for setting, sc_ in scores.items() for m, v in sc_.items()]
     rows.append(row(label, name, "retrieval", "delta", "delta_mono",
                     delta_mono(scores["MZ"]["accuracy"], scores["BZ"]["accuracy"]), seed, cfg.preset))
-    return {"kind": "retrieval", "rows": rows, "n_sentences": len(src)}
+    return {"kind": "retrieval", "rows": rows, "n_sentences": len(src), "predictions": predictions}
 
 
 def run_alignment(cfg: RunConfig, bilingual_dir: str | Path) -> dict:
@@ -244,8 +253,14 @@ def save_results(result: dict, out_dir: str | Path, cfg: RunConfig, params: dict
     """Write ``results.json`` (atomically) beside the executed notebook: the step is done once it exists.
 
     It carries the resolved config and the fingerprint of the code that computed it (``runner.status``
-    compares it with today's code to call a step stale).
+    compares it with today's code to call a step stale). A result's per-example ``predictions`` (one
+    table per setting) go first to ``predictions.json.gz`` beside it.
     """
+    result = dict(result)
+    predictions = result.pop("predictions", None)
+    if predictions is not None:
+        atomic_write_json({"kind": result["kind"], "task": result["rows"][0]["task"] if result["rows"] else None,
+                           "settings": predictions}, Path(out_dir) / PREDICTIONS)
     path = Path(out_dir) / "results.json"
     atomic_write_json({"params": params or {}, "config": cfg.to_dict(),
                        "code_fingerprint": code_fingerprint(result["kind"]), **result}, path)

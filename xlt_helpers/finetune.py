@@ -14,7 +14,7 @@ from transformers.utils import logging as hf_logging
 
 from .model import autocast, pick_device, set_threads
 from .run_config import FinetuneConfig
-from .tasks import IGNORE, Encoded, TaskSpec, score_all
+from .tasks import IGNORE, Encoded, TaskSpec, predictions_table, score_predictions
 from .transformations import PAD
 
 hf_logging.set_verbosity_error()  # the 'newly initialized head' report is expected on every fine-tune
@@ -154,10 +154,18 @@ def predict(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 12
     return out
 
 
+def evaluate_predictions(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128,
+                         precision: str = "auto") -> tuple[dict[str, float], dict[str, list]]:
+    """Every metric of the task (QA: f1 and em) of ``model`` on ``data``, and the per-example
+    ``predictions_table`` they are computed from."""
+    table = predictions_table(task, predict(model, task, data, batch_size, precision), data)
+    return score_predictions(task, table), table
+
+
 def evaluate_all(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128,
                  precision: str = "auto") -> dict[str, float]:
     """Every metric of the task (QA: f1 and em) of ``model`` on ``data``."""
-    return score_all(task, predict(model, task, data, batch_size, precision), data)
+    return evaluate_predictions(model, task, data, batch_size, precision)[0]
 
 
 def evaluate(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128, precision: str = "auto") -> float:

@@ -32,7 +32,6 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from .data import QAExample
-from .metrics import qa_scores
 from .tokenizer import encode_words_batch, split_words
 from .transformations import DerivedLanguage, Segment, parse_spec
 
@@ -215,8 +214,3 @@ def predict_answers(features: Sequence[QAFeature], logits: Sequence[tuple[np.nda
             best[key] = (score, f.context.text(first, last))
     return [best[id(c)][1] for c in order], order
 
-
-def score_qa(features: Sequence[QAFeature], logits: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """SQuAD exact match and F1 (fractions) of the predicted spans against every gold answer."""
-    answers, contexts = predict_answers(features, logits)
-    return qa_scores(answers, [[t for t, _ in c.example.answers] for c in contexts])

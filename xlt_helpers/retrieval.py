@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer
 
@@ -65,29 +66,49 @@ def sentence_embeddings(model, inputs: Sequence[Sequence[int]], layer: int | Non
     return out
 
 
-def accuracy_at_1(source: torch.Tensor, target: torch.Tensor) -> float:
-    """Share of rows ``i`` of ``source`` whose cosine-nearest row of ``target`` is row ``i``."""
+def retrieval_hits(source: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """For each row ``i`` of ``source``: is row ``i`` of ``target`` its cosine-nearest neighbour (bool)."""
     if len(source) != len(target):
         raise ValueError(f"{len(source)} source sentences for {len(target)} targets: retrieval needs translations")
     if len(source) == 0:
-        return float("nan")
-    return float((nearest_neighbours(source, target) == torch.arange(len(source))).float().mean())
+        return np.zeros(0, dtype=bool)
+    return (nearest_neighbours(source, target) == torch.arange(len(source))).numpy()
+
+
+def accuracy_at_1(source: torch.Tensor, target: torch.Tensor) -> float:
+    """Share of rows ``i`` of ``source`` whose cosine-nearest row of ``target`` is row ``i``."""
+    hits = retrieval_hits(source, target)
+    return float(hits.mean()) if len(hits) else float("nan")
 
 
 def retrieval_scores(source: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     """Accuracy@1 source -> target, target -> source, and their mean (``accuracy``)."""
-    fwd, bwd = accuracy_at_1(source, target), accuracy_at_1(target, source)
+    return scores_from_hits(retrieval_predictions(source, target))
+
+
+def retrieval_predictions(source: torch.Tensor, target: torch.Tensor) -> dict[str, list]:
+    """Per-sentence hits in both directions, with each sentence's position (``id``)."""
+    fwd, bwd = retrieval_hits(source, target), retrieval_hits(target, source)
+    return {"id": list(range(len(fwd))), "hit_src_to_tgt": fwd.tolist(), "hit_tgt_to_src": bwd.tolist()}
+
+
+def scores_from_hits(table: dict[str, list]) -> dict[str, float]:
+    """Accuracy@1 of each direction and their mean, from ``retrieval_predictions``."""
+    mean = lambda x: float(np.mean(x)) if len(x) else float("nan")  # noqa: E731
+    fwd, bwd = mean(table["hit_src_to_tgt"]), mean(table["hit_tgt_to_src"])
     return {"accuracy": (fwd + bwd) / 2, "accuracy_src_to_tgt": fwd, "accuracy_tgt_to_src": bwd}
 
 
 def evaluate_retrieval(model, tok: Tokenizer, source_lang: DerivedLanguage, source: Sequence[str],
                        target_lang: DerivedLanguage, target: Sequence[str], max_len: int,
                        trees: TreeFn | None = None, layer: int | None = None,
-                       precision: str = "auto") -> dict[str, float]:
+                       precision: str = "auto") -> tuple[dict[str, float], dict[str, list]]:
     """Retrieval scores of one model between ``source`` in ``source_lang`` and ``target`` in ``target_lang``
-    (``trees``: a parser, needed when ``target_lang`` reorders by Syntax; ``layer``: None for the middle one)."""
+    (``trees``: a parser, needed when ``target_lang`` reorders by Syntax; ``layer``: None for the middle one),
+    and the per-sentence hits they are computed from."""
     src = sentence_embeddings(model, encode_for_retrieval(tok, source_lang, source, max_len), layer,
                               precision=precision)
     tgt = sentence_embeddings(model, encode_for_retrieval(tok, target_lang, target, max_len, trees), layer,
                               precision=precision)
-    return retrieval_scores(src, tgt)
+    table = retrieval_predictions(src, tgt)
+    return scores_from_hits(table), table

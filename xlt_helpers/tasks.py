@@ -16,7 +16,7 @@ from tokenizers import Tokenizer
 
 from . import qa
 from .data import NER_TAGS, NLI_LABELS, NO_LABELS, UPOS_TAGS, NLIPair, TaggedSentence, load_task
-from .metrics import accuracy, entity_f1, token_accuracy
+from .metrics import accuracy, entity_f1, qa_scores, token_accuracy
 from .tokenizer import encode_words_batch, split_words
 from .transformations import DerivedLanguage, Segment, bio_to_entities, entities_to_bio
 from .trees import TreeFn
@@ -156,11 +156,30 @@ def decode_gold(task: TaskSpec, data: Sequence[Encoded]) -> list:
     return [[task.labels[y] for y in e.label if y != IGNORE] for e in data]
 
 
+def predictions_table(task: TaskSpec, pred: Sequence, data: Sequence) -> dict[str, list]:
+    """Per-example gold and prediction in the metric's space, with each example's position in its test
+    split (``id``): what ``predictions.json.gz`` keeps, so intervals and error analysis need no re-run.
+
+    Sequence tasks: class ids; token tasks: the tags of the scored positions; QA (``pred``: per-window
+    logits): the predicted answer text and the gold answers of each question.
+    """
+    if task.kind == "span":
+        answers, contexts = qa.predict_answers(data, pred)
+        return {"id": list(range(len(answers))), "gold": [[t for t, _ in c.example.answers] for c in contexts],
+                "pred": answers}
+    return {"id": list(range(len(data))), "gold": decode_gold(task, data), "pred": list(pred)}
+
+
+def score_predictions(task: TaskSpec, table: dict[str, list]) -> dict[str, float]:
+    """Every metric of ``task`` from a ``predictions_table``."""
+    if task.kind == "span":
+        return qa_scores(table["pred"], table["gold"])
+    return {task.metric: task.score(table["pred"], table["gold"])}
+
+
 def score_all(task: TaskSpec, pred: Sequence, data: Sequence) -> dict[str, float]:
     """Every metric of ``task`` (QA: ``pred`` are per-window (start, end) logits, scored as SQuAD EM/F1)."""
-    if task.kind == "span":
-        return qa.score_qa(data, pred)
-    return {task.metric: task.score(pred, decode_gold(task, data))}
+    return score_predictions(task, predictions_table(task, pred, data))
 
 
 def score(task: TaskSpec, pred: Sequence, data: Sequence) -> float:
