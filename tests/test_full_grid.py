@@ -6,12 +6,13 @@ machine, so it is not run here: `python -m xlt_helpers run papermill_runs/grids/
 """
 import json
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from xlt_helpers import runner
-from xlt_helpers.config import REPO_ROOT
+from xlt_helpers.config import REPO_ROOT, runs_dir
 
 GRIDS = REPO_ROOT / "papermill_runs" / "grids"
 FULL_TEST = GRIDS / "full_test.yaml"
@@ -124,3 +125,40 @@ def test_qa_and_retrieval_run_for_derived_languages_and_pairs(subset_report):
     assert any(s["cell"] == "fr x qa (every transformation)" for s in skipped)
     html = (subset_report / "report.html").read_text()
     assert "Natural language pairs" in html and "Sentence retrieval" in html and "Traceback" not in html
+
+
+def test_every_evaluation_saves_predictions_that_give_back_its_scores(subset_report):
+    """predictions.json.gz beside each results.json: per-example sums reproduce every reported score."""
+    from xlt_helpers import stats
+    from xlt_helpers.storage import read_json
+    from xlt_helpers.tasks import TASKS
+
+    checked = 0
+    for res in runs_dir().rglob("results.json"):
+        result = read_json(res)
+        if result["kind"] not in ("transfer", "finetune_mono", "retrieval"):
+            continue
+        saved = read_json(res.parent / "predictions.json.gz")
+        for r in result["rows"]:
+            if r["setting"] in ("delta",):
+                continue
+            table = saved["settings"][r["setting"]]
+            assert table["id"] == list(range(len(table["id"])))
+            got = stats.ratio(*stats.example_scores(TASKS[r["task"]].kind, r["metric"], table))
+            assert got == pytest.approx(r["value"], abs=1e-9), (res, r)
+            checked += 1
+    assert checked >= 20
+
+
+def test_aggregate_writes_an_interval_around_every_score(subset_report):
+    iv = pd.read_csv(subset_report / "intervals.csv")
+    res = pd.read_csv(subset_report / "results.csv")
+    scored = res[res.task.isin(["qa", "retrieval"]) & (res.task != "pretrain")]
+    assert len(iv) == len(scored)
+    merged = iv.merge(res, on=["step", "setting", "metric", "task", "language"], suffixes=("", "_r"))
+    assert (merged.value - merged.value_r).abs().max() < 1e-9
+    finite = merged.dropna(subset=["ci_low"])
+    assert len(finite) >= len(merged) // 2
+    inside = (finite.ci_low <= finite.value + 1e-12) & (finite.value <= finite.ci_high + 1e-12)
+    assert inside.mean() >= 0.9 and (finite.ci_low <= finite.ci_high).all()
+    assert set(iv[iv.setting == "delta"].interval) == {"paired bootstrap over test examples"}

@@ -148,3 +148,36 @@ def varying_config(configs: pd.DataFrame) -> pd.DataFrame:
         return configs
     varying = [c for c in configs.columns if "." in c and configs[c].astype(str).nunique() > 1]
     return configs[["step", "kind", "state", *varying]]
+
+
+def step_intervals(step_dir: str | Path) -> list[dict]:
+    """95% intervals over test examples of one step's scores (from its ``predictions.json.gz``): each
+    setting's metrics, and Delta_Sup (BZ - BS) and Delta_Mono (MZ - BZ) of the primary metric, paired
+    since both sides are scored on the same derived test set. One seed combination: no seed spread."""
+    from . import stats
+    from .tasks import TASKS
+
+    step_dir = Path(step_dir)
+    path = step_dir / "predictions.json.gz"
+    if not (step_dir / "results.json").exists() or not path.exists():
+        return []
+    result, saved = read_json(step_dir / "results.json"), read_json(path)
+    out = []
+    for r in result["rows"]:
+        spec = TASKS[r["task"]]
+        kind = spec.kind
+        tables = saved["settings"]
+        if r["setting"] == "delta":
+            a, b = {"delta_sup": ("BZ", "BS"), "delta_mono": ("MZ", "BZ")}[r["metric"]]
+            if a not in tables or b not in tables:
+                continue
+            est, low, high = stats.delta_interval(stats.example_scores(kind, spec.metric, tables[a]),
+                                                  stats.example_scores(kind, spec.metric, tables[b]))
+            n = len(tables[a]["id"])
+        else:
+            est, low, high = stats.score_interval(*stats.example_scores(kind, r["metric"], tables[r["setting"]]))
+            n = len(tables[r["setting"]]["id"])
+        out.append({**r, "value": est, "ci_low": low, "ci_high": high, "n_examples": n,
+                    "interval": "paired bootstrap over test examples" if r["setting"] == "delta"
+                    else "bootstrap over test examples"})
+    return out

@@ -469,20 +469,23 @@ def config_rows(steps: list[Step]) -> list[dict]:
 
 def aggregate(grid: Grid, steps: list[Step], log=print, skips: list[Skip] | None = None) -> Path:
     """Gather every step's rows into results.csv (with a ``step`` column that joins configs.csv and the
-    step's results.json), then render the aggregate notebook to HTML."""
+    step's results.json) and their per-step 95% intervals into intervals.csv (``analysis.step_intervals``),
+    then render the aggregate notebook to HTML."""
     import pandas as pd
 
-    from .analysis import collect
+    from .analysis import collect, step_intervals
 
     report_dir = runs_dir() / "reports" / grid.name
     report_dir.mkdir(parents=True, exist_ok=True)
-    rows, failures = [], []
+    rows, failures, intervals = [], [], []
     for s in steps:
         step_rows, step_failures = collect([s.out_dir])
         rows += [{**r, "step": s.name} for r in step_rows]
+        intervals += [{**r, "step": s.name} for r in step_intervals(s.out_dir)]
         failures += step_failures
     df = pd.DataFrame(rows)
-    for name, table in (("results.csv", df), ("configs.csv", pd.DataFrame(config_rows(steps)))):
+    for name, table in (("results.csv", df), ("configs.csv", pd.DataFrame(config_rows(steps))),
+                        ("intervals.csv", pd.DataFrame(intervals))):
         tmp = report_dir / f".{name}.tmp"
         table.to_csv(tmp, index=False)
         tmp.replace(report_dir / name)

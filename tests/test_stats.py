@@ -1,0 +1,84 @@
+"""Intervals from per-example predictions: the per-example sums give back each metric, and the
+bootstrap behaves as a 95% interval should on cases with a known answer."""
+import numpy as np
+import pytest
+
+from xlt_helpers import stats
+from xlt_helpers.metrics import accuracy, entity_f1, qa_scores, token_accuracy
+from xlt_helpers.storage import atomic_write_json, read_json
+from xlt_helpers.tasks import TASKS, score_predictions
+
+RNG = np.random.default_rng(0)
+TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+def _tag_table(n=60, noise=0.3):
+    gold = [list(RNG.choice(TAGS, size=RNG.integers(1, 9))) for _ in range(n)]
+    pred = [[t if RNG.random() > noise else str(RNG.choice(TAGS)) for t in g] for g in gold]
+    return {"id": list(range(n)), "gold": gold, "pred": pred}
+
+
+def test_per_example_sums_give_back_each_metric():
+    t = _tag_table()
+    assert stats.ratio(*stats.example_scores("token", "f1", t)) == pytest.approx(entity_f1(t["pred"], t["gold"]))
+    assert stats.ratio(*stats.example_scores("token", "accuracy", t)) == pytest.approx(
+        token_accuracy(t["pred"], t["gold"]))
+    nli = {"gold": list(RNG.integers(0, 3, 50)), "pred": list(RNG.integers(0, 3, 50))}
+    assert stats.ratio(*stats.example_scores("sequence", "accuracy", nli)) == pytest.approx(
+        accuracy(nli["pred"], nli["gold"]))
+    qa = {"pred": ["the Broncos", "1920s", "x"], "gold": [["Denver Broncos"], ["late 1920s", "1920s"], ["y"]]}
+    want = qa_scores(qa["pred"], qa["gold"])
+    for m in ("f1", "em"):
+        assert stats.ratio(*stats.example_scores("span", m, qa)) == pytest.approx(want[m])
+    hits = {"hit_src_to_tgt": [True, False, True, True], "hit_tgt_to_src": [False, False, True, True]}
+    assert stats.ratio(*stats.example_scores("retrieval", "accuracy", hits)) == pytest.approx((0.75 + 0.5) / 2)
+    assert stats.ratio(*stats.example_scores("retrieval", "accuracy_tgt_to_src", hits)) == pytest.approx(0.5)
+
+
+def test_score_predictions_matches_the_task_metric():
+    t = _tag_table()
+    assert score_predictions(TASKS["ner"], t) == {"f1": pytest.approx(entity_f1(t["pred"], t["gold"]))}
+
+
+def test_bootstrap_interval_covers_a_known_mean_at_about_the_nominal_rate():
+    p, n, trials = 0.7, 200, 200
+    rng = np.random.default_rng(1)
+    covered = 0
+    for k in range(trials):
+        x = (rng.random(n) < p).astype(float)
+        _, low, high = stats.score_interval(x, np.ones(n), seed=k)
+        covered += low <= p <= high
+    assert 0.88 <= covered / trials <= 0.99  # nominal 0.95; 200 trials: sd about 0.015
+
+
+def test_paired_interval_of_a_difference_is_narrower_on_correlated_scores():
+    n = 400
+    rng = np.random.default_rng(2)
+    hard = rng.random(n)  # examples differ in difficulty; both models see the same ones
+    a = (rng.random(n) > hard * 0.9).astype(float)
+    b = np.where(rng.random(n) < 0.9, a, 1 - a)
+    one = np.ones(n)
+    est, lo_p, hi_p = stats.delta_interval((a, one), (b, one), paired=True)
+    est_u, lo_u, hi_u = stats.delta_interval((a, one), (b, one), paired=False)
+    assert est == pytest.approx(a.mean() - b.mean()) == pytest.approx(est_u)
+    assert lo_p <= est <= hi_p
+    assert hi_p - lo_p < 0.6 * (hi_u - lo_u)
+
+
+def test_paired_difference_refuses_different_test_sets():
+    with pytest.raises(ValueError, match="same examples"):
+        stats.delta_interval((np.ones(3), np.ones(3)), (np.ones(4), np.ones(4)))
+
+
+def test_interval_is_seeded_and_undefined_below_two_examples():
+    x = (RNG.random(100) < 0.5).astype(float)
+    assert stats.score_interval(x, np.ones(100), seed=3) == stats.score_interval(x, np.ones(100), seed=3)
+    est, low, high = stats.score_interval(np.ones(1), np.ones(1))
+    assert est == 1.0 and np.isnan(low) and np.isnan(high)
+
+
+def test_gzipped_json_round_trips(tmp_path):
+    obj = {"settings": {"BZ": {"id": [0, 1], "gold": [["O"], ["B-PER"]], "pred": [["O"], ["O"]]}}}
+    atomic_write_json(obj, tmp_path / "predictions.json.gz")
+    assert (tmp_path / "predictions.json.gz").read_bytes()[:2] == b"\x1f\x8b"
+    assert read_json(tmp_path / "predictions.json.gz") == obj
