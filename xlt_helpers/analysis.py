@@ -155,27 +155,32 @@ def step_intervals(step_dir: str | Path) -> list[dict]:
     setting's metrics, and Delta_Sup (BZ - BS) and Delta_Mono (MZ - BZ) of the primary metric, paired
     since both sides are scored on the same derived test set. One seed combination: no seed spread."""
     from . import stats
+    from .experiment import PREDICTIONS
     from .tasks import TASKS
 
     step_dir = Path(step_dir)
-    path = step_dir / "predictions.json.gz"
-    if not (step_dir / "results.json").exists() or not path.exists():
+    if not (step_dir / "results.json").exists() or not (step_dir / PREDICTIONS).exists():
         return []
-    result, saved = read_json(step_dir / "results.json"), read_json(path)
+    result, tables = read_json(step_dir / "results.json"), read_json(step_dir / PREDICTIONS)["settings"]
+    units: dict[tuple[str, str], tuple] = {}  # (setting, metric) -> per-example sums, computed once
+
+    def example_scores(kind: str, metric: str, setting: str) -> tuple:
+        if (setting, metric) not in units:
+            units[setting, metric] = stats.example_scores(kind, metric, tables[setting])
+        return units[setting, metric]
+
     out = []
     for r in result["rows"]:
         spec = TASKS[r["task"]]
-        kind = spec.kind
-        tables = saved["settings"]
         if r["setting"] == "delta":
             a, b = {"delta_sup": ("BZ", "BS"), "delta_mono": ("MZ", "BZ")}[r["metric"]]
             if a not in tables or b not in tables:
                 continue
-            est, low, high = stats.delta_interval(stats.example_scores(kind, spec.metric, tables[a]),
-                                                  stats.example_scores(kind, spec.metric, tables[b]))
+            est, low, high = stats.delta_interval(example_scores(spec.kind, spec.metric, a),
+                                                  example_scores(spec.kind, spec.metric, b))
             n = len(tables[a]["id"])
         else:
-            est, low, high = stats.score_interval(*stats.example_scores(kind, r["metric"], tables[r["setting"]]))
+            est, low, high = stats.score_interval(*example_scores(spec.kind, r["metric"], r["setting"]))
             n = len(tables[r["setting"]]["id"])
         out.append({**r, "value": est, "ci_low": low, "ci_high": high, "n_examples": n,
                     "interval": "paired bootstrap over test examples" if r["setting"] == "delta"
