@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 GRID   ?= papermill_runs/grids/default.yaml
 PYTEST ?= -q
 
-.PHONY: setup report test bench clean-runs
+.PHONY: setup report test bench lab clean-runs
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,10 @@ test: setup
 ## Training, evaluation and transformation throughput against a plain transformers baseline
 bench: setup
 	$(PY) benchmarks/bench_train.py
+
+## JupyterLab on notebooks/ with the project's kernel (python3 of the virtual environment)
+lab: setup
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
 
 clean-runs:
 	rm -rf papermill_runs/test papermill_runs/demo papermill_runs/reports
