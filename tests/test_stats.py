@@ -82,3 +82,52 @@ def test_gzipped_json_round_trips(tmp_path):
     atomic_write_json(obj, tmp_path / "predictions.json.gz")
     assert (tmp_path / "predictions.json.gz").read_bytes()[:2] == b"\x1f\x8b"
     assert read_json(tmp_path / "predictions.json.gz") == obj
+
+
+def _seeded_runs(rng, mu, k, n, seed_sd):
+    """k runs on one shared test set of n examples: each seed shifts the success rate by N(0, seed_sd)."""
+    hard = rng.random(n)
+    return [((hard < np.clip(mu + rng.normal(0, seed_sd), 0, 1)).astype(float), np.ones(n)) for _ in range(k)]
+
+
+def test_interval_over_seeds_covers_the_mean_over_seeds_and_test_sets_at_about_the_nominal_rate():
+    mu, trials, covered = 0.6, 150, 0
+    rng = np.random.default_rng(5)
+    for k in range(trials):
+        iv = stats.combined_interval(_seeded_runs(rng, mu, 4, 150, 0.05), stats.ratio, seed=k)
+        covered += iv.low <= mu <= iv.high
+        assert iv.n_seeds == 4 and iv.df == 3
+    assert 0.88 <= covered / trials <= 1.0
+
+
+def test_seed_spread_widens_the_interval_and_one_seed_gives_the_bootstrap_alone():
+    rng = np.random.default_rng(6)
+    runs = _seeded_runs(rng, 0.5, 3, 300, 0.15)
+    one = stats.combined_interval(runs[:1], stats.ratio)
+    assert one.method == "bootstrap over test examples" and one.df == np.inf
+    assert (one.estimate, one.low, one.high) == stats.score_interval(*runs[0])
+    three = stats.combined_interval(runs, stats.ratio)
+    assert three.estimate == pytest.approx(np.mean([r[0].mean() for r in runs]))
+    assert three.high - three.low > one.high - one.low
+    # runs of one unit (fine-tuning seeds of one pretraining seed) are averaged first: one unit, no seed spread
+    assert stats.combined_interval(runs, stats.ratio, units=[0, 0, 0]).n_seeds == 1
+
+
+def test_wilson_interval_and_combination_of_independent_estimates():
+    iv = stats.proportion_interval([0.5], 100)
+    assert (round(iv.low, 3), round(iv.high, 3)) == (0.404, 0.596)
+    a = stats.Interval(0.5, 0.4, 0.6, 0.05, np.inf, 100, 1, "x")
+    b = stats.Interval(0.2, 0.1, 0.3, 0.05, np.inf, 100, 1, "x")
+    d = stats.combine([a, b], [1, -1])
+    assert d.estimate == pytest.approx(0.3) and d.se == pytest.approx(0.05 * np.sqrt(2))
+    assert d.high - d.low == pytest.approx(2 * 1.959964 * 0.05 * np.sqrt(2), rel=1e-4)
+
+
+def test_spearman_interval_on_known_cases():
+    x = np.arange(12.0)
+    rho, low, high = stats.spearman_interval(x, 2 * x + 1)
+    assert rho == 1.0 and low == pytest.approx(1.0)
+    rng = np.random.default_rng(7)
+    rho, low, high = stats.spearman_interval(rng.random(40), rng.random(40))
+    assert low < 0 < high and low <= rho <= high
+    assert np.isnan(stats.spearman_interval([1, 2, 3], [1, 2, 3])[0])  # below 4 models

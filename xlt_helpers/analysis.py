@@ -4,9 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
+from .stats import format_interval  # noqa: F401  (the report formats intervals through analysis)
 from .storage import read_json
 
 SETTINGS = ("BS", "BZ", "MZ", "orig")
@@ -46,89 +47,6 @@ def _ordered(table: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
                             sort_remaining=False)
 
 
-def scores_table(df: pd.DataFrame) -> pd.DataFrame:
-    """BS / BZ / MZ / orig scores: one row per (language, transformation, task, metric)."""
-    s = df[df.setting.isin(SETTINGS) & (df.task != "pretrain")]
-    s = s[(s.transformation != "mono")]
-    if s.empty:
-        return pd.DataFrame()
-    s = s[_task_metrics(s)]
-    table = s.pivot_table(index=["language", "transformation", "task", "metric"], columns="setting", values="value",
-                          aggfunc="mean").reindex(columns=[c for c in SETTINGS if c in set(s.setting)])
-    return table
-
-
-def delta_table(df: pd.DataFrame, by_language: bool = False) -> pd.DataFrame:
-    """Delta_Sup and Delta_Mono by transformation x task (mean over seeds, and languages unless ``by_language``).
-
-    Deltas use each task's primary metric (QA: F1; retrieval: mean accuracy@1, Delta_Mono only).
-    Natural language pairs appear as the transformation ``pair`` (averaged over pairs).
-    """
-    d = df[df.setting == "delta"]
-    if d.empty:
-        return pd.DataFrame()
-    index = ["language", "transformation"] if by_language else ["transformation"]
-    table = d.pivot_table(index=index, columns=["metric", "task"], values="value", aggfunc="mean")
-    return _ordered(table, df) if not by_language else table.sort_index(level="language", sort_remaining=False)
-
-
-def coverage_table(df: pd.DataFrame) -> pd.DataFrame:
-    """How many languages (or pairs) each cell of the main delta table averages over."""
-    d = df[(df.setting == "delta")]
-    if d.empty:
-        return pd.DataFrame()
-    return _ordered(d.pivot_table(index="transformation", columns=["metric", "task"], values="language",
-                                  aggfunc="nunique"), df)
-
-
-def pairs_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Natural language pairs: BS / BZ / MZ / orig and the deltas, one row per (pair, task, metric)."""
-    p = df[(df.transformation == PAIR) & (df.task != "pretrain")]
-    if p.empty:
-        return pd.DataFrame()
-    scores = scores_table(p).droplevel("transformation")
-    deltas = p[p.setting == "delta"].pivot_table(index=["language", "task"], columns="metric", values="value",
-                                                 aggfunc="mean")
-    table = scores.join(deltas, on=["language", "task"])
-    from .tasks import TASKS
-
-    primary = [TASKS[t].metric if t in TASKS else m for _, t, m in table.index]
-    secondary = [m != p for (_, _, m), p in zip(table.index, primary)]
-    table.loc[secondary, list(deltas.columns)] = float("nan")  # deltas belong to the primary metric only
-    return table
-
-
-def retrieval_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Tatoeba accuracy@1 per direction and model (BZ: bilingual, MZ: monolingual)."""
-    r = df[(df.task == "retrieval") & df.setting.isin(SETTINGS)]
-    if r.empty:
-        return pd.DataFrame()
-    return _ordered(r.pivot_table(index=["language", "transformation"], columns=["setting", "metric"],
-                                  values="value", aggfunc="mean"), df)
-
-
-def alignment_vs_transfer(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per model and task (language, transformation, pretraining seed) with alignment P@1 and
-    Delta_Sup side by side; Delta_Sup is the mean over the model's fine-tuning seeds."""
-    keys = ["language", "transformation", "seed", "scale"]
-    al = df[df.metric == "alignment_at_1"][keys + ["value"]].rename(columns={"value": "alignment_at_1"})
-    ds = (df[df.metric == "delta_sup"].groupby(keys + ["task"], as_index=False, sort=False)["value"].mean()
-          .rename(columns={"value": "delta_sup"}))
-    return ds.merge(al, on=keys)
-
-
-def spearman_by_task(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Spearman's rho between alignment and Delta_Sup, one coefficient per task (NaN below 3 models)."""
-    out = []
-    for task, g in pairs.groupby("task"):
-        if len(g) >= 3 and g.alignment_at_1.nunique() > 1 and g.delta_sup.nunique() > 1:
-            rho, p = spearmanr(g.alignment_at_1, g.delta_sup)
-        else:
-            rho, p = float("nan"), float("nan")
-        out.append({"task": task, "n_models": len(g), "spearman_rho": rho, "p_value": p})
-    return pd.DataFrame(out)
-
-
 def load_results(report_dir: str | Path) -> pd.DataFrame:
     path = Path(report_dir) / "results.csv"
     if not path.exists() or path.stat().st_size == 0:
@@ -150,39 +68,396 @@ def varying_config(configs: pd.DataFrame) -> pd.DataFrame:
     return configs[["step", "kind", "state", *varying]]
 
 
-def step_intervals(step_dir: str | Path) -> list[dict]:
-    """95% intervals over test examples of one step's scores (from its ``predictions.json.gz``): each
-    setting's metrics, and Delta_Sup (BZ - BS) and Delta_Mono (MZ - BZ) of the primary metric, paired
-    since both sides are scored on the same derived test set. One seed combination: no seed spread."""
+# ---------------------------------------------------------------------------------------------------
+# Intervals: per run (intervals.csv) and per cell over seeds (summary.csv)
+
+CELL = ["language", "transformation", "corpus_setting", "task", "setting", "metric"]
+DELTA_SIDES = {"delta_sup": ("BZ", "BS"), "delta_mono": ("MZ", "BZ")}
+ALIGNMENT_N = {"alignment_at_1": "n_pairs", "alignment_at_1_procrustes": "n_procrustes_test"}
+
+
+def run_samples(step_dir: str | Path) -> list[dict]:
+    """What the intervals of one finished step are computed from: one record per score row with its cell,
+    seeds and either per-example arrays and the statistic that scores them (``arrays``,
+    ``statistic``), or, for alignment, a proportion over ``n`` token pairs. Rows without a test-set
+    estimate (pretraining loss and overlap, chance levels) are left out."""
     from . import stats
     from .experiment import PREDICTIONS
     from .tasks import TASKS
 
     step_dir = Path(step_dir)
-    if not (step_dir / "results.json").exists() or not (step_dir / PREDICTIONS).exists():
+    if not (step_dir / "results.json").exists():
         return []
-    result, tables = read_json(step_dir / "results.json"), read_json(step_dir / PREDICTIONS)["settings"]
-    units: dict[tuple[str, str], tuple] = {}  # (setting, metric) -> per-example sums, computed once
+    result = read_json(step_dir / "results.json")
+    corpus = (result.get("config") or {}).get("data", {}).get("corpus_setting", "parallel")
+    tables = read_json(step_dir / PREDICTIONS)["settings"] if (step_dir / PREDICTIONS).exists() else None
+    sums: dict[tuple[str, str], tuple] = {}  # (setting, metric) -> per-example sums, computed once
 
     def example_scores(kind: str, metric: str, setting: str) -> tuple:
-        if (setting, metric) not in units:
-            units[setting, metric] = stats.example_scores(kind, metric, tables[setting])
-        return units[setting, metric]
+        if (setting, metric) not in sums:
+            sums[setting, metric] = stats.example_scores(kind, metric, tables[setting])
+        return sums[setting, metric]
 
     out = []
     for r in result["rows"]:
-        spec = TASKS[r["task"]]
-        if r["setting"] == "delta":
-            a, b = {"delta_sup": ("BZ", "BS"), "delta_mono": ("MZ", "BZ")}[r["metric"]]
-            if a not in tables or b not in tables:
-                continue
-            est, low, high = stats.delta_interval(example_scores(spec.kind, spec.metric, a),
-                                                  example_scores(spec.kind, spec.metric, b))
-            n = len(tables[a]["id"])
-        else:
-            est, low, high = stats.score_interval(*example_scores(spec.kind, r["metric"], r["setting"]))
-            n = len(tables[r["setting"]]["id"])
-        out.append({**r, "value": est, "ci_low": low, "ci_high": high, "n_examples": n,
-                    "interval": "paired bootstrap over test examples" if r["setting"] == "delta"
-                    else "bootstrap over test examples"})
+        base = {**{k: r.get(k) for k in CELL}, "corpus_setting": corpus, "seed": r.get("seed"),
+                "finetune_seed": r.get("finetune_seed"), "step_dir": str(step_dir)}
+        if r["metric"] in ALIGNMENT_N:
+            n = int((result.get("report") or {}).get(ALIGNMENT_N[r["metric"]], 0))
+            out.append({**base, "value": r["value"], "n": n})
+        elif tables is not None and r["task"] in TASKS:
+            spec = TASKS[r["task"]]
+            if r["setting"] == "delta":
+                a, b = DELTA_SIDES[r["metric"]]
+                if a in tables and b in tables:
+                    out.append({**base, "arrays": example_scores(spec.kind, spec.metric, a)
+                                + example_scores(spec.kind, spec.metric, b), "statistic": stats.difference})
+            elif r["setting"] in tables:
+                out.append({**base, "arrays": example_scores(spec.kind, r["metric"], r["setting"]),
+                            "statistic": stats.ratio})
     return out
+
+
+def _interval(samples: list[dict], units: list) -> "stats.Interval":  # noqa: F821
+    from . import stats
+
+    if "arrays" not in samples[0]:
+        return stats.proportion_interval([s["value"] for s in samples], min(s["n"] for s in samples), units)
+    if len({len(s["arrays"][0]) for s in samples}) > 1:
+        raise ValueError(f"runs of one cell scored on different test sets: {[s['step_dir'] for s in samples]}")
+    return stats.combined_interval([s["arrays"] for s in samples], samples[0]["statistic"], units)
+
+
+def _interval_columns(iv) -> dict:
+    return {"value": iv.estimate, "ci_low": iv.low, "ci_high": iv.high, "se": iv.se, "df": iv.df,
+            "n_examples": iv.n_examples, "n_seeds": iv.n_seeds, "interval": iv.method}
+
+
+def run_intervals(samples: list[dict]) -> list[dict]:
+    """95% intervals over test examples of each run's scores (``run_samples`` of one step: one
+    pretraining and one fine-tuning seed): each setting's metrics, and Delta_Sup (BZ - BS) and
+    Delta_Mono (MZ - BZ), paired since both sides are scored on the same derived test set.
+    Alignment P@1: Wilson's interval over token pairs."""
+    out = []
+    for s in samples:
+        iv = _interval([s], [0])
+        method = "paired " + iv.method if s["setting"] == "delta" else iv.method
+        out.append({**{k: s[k] for k in CELL + ["seed", "finetune_seed"]}, **_interval_columns(iv), "interval": method})
+    return out
+
+
+def summarize(samples: list[dict]) -> pd.DataFrame:
+    """One row per cell (language, transformation, corpus setting, task, setting, metric): the mean over
+    its runs and a 95% interval that combines the test-example bootstrap (joint over runs, paired for
+    deltas) with the spread over seeds: over pretraining seeds when there are two or more (fine-tuning
+    seeds are averaged within each), else over fine-tuning seeds (``interval`` says which)."""
+    if not samples:
+        return pd.DataFrame(columns=CELL + ["value", "ci_low", "ci_high", "se", "df", "n_examples", "n_seeds",
+                                            "n_runs", "pretrain_seeds", "finetune_seeds", "interval"])
+    by_cell: dict[tuple, list[dict]] = {}
+    for s in samples:
+        by_cell.setdefault(tuple(s[k] for k in CELL), []).append(s)
+    out = []
+    for cell, runs in by_cell.items():
+        pre = sorted({r["seed"] for r in runs})
+        fts = sorted({r["finetune_seed"] for r in runs if r["finetune_seed"] is not None and r["finetune_seed"] == r["finetune_seed"]})
+        unit_key = "seed" if len(pre) > 1 or len(fts) < 2 else "finetune_seed"
+        iv = _interval(runs, [r[unit_key] for r in runs])
+        what = ("pretraining" if unit_key == "seed" else "fine-tuning") if iv.n_seeds > 1 else None
+        method = iv.method.replace("seeds", f"{what} seeds") if what else iv.method
+        out.append({**dict(zip(CELL, cell)), **_interval_columns(iv), "interval": method, "n_runs": len(runs),
+                    "pretrain_seeds": len(pre), "finetune_seeds": max(len(fts), 1)})
+    return pd.DataFrame(out)
+
+
+def _stored_interval(row) -> "stats.Interval":  # noqa: F821
+    from .stats import Interval
+
+    return Interval(row.value, row.ci_low, row.ci_high, row.se, row.df, int(row.n_examples), int(row.n_seeds),
+                    row.interval)
+
+
+def average_languages(summary: pd.DataFrame) -> pd.DataFrame:
+    """Cells averaged over languages (each language's interval treated as independent): the main table's
+    numbers, with ``n_languages``; a cell of one language keeps its own interval."""
+    from . import stats
+
+    keys = [k for k in CELL if k != "language"]
+    out = []
+    for cell, g in summary.groupby(keys, sort=False, dropna=False):
+        iv = stats.combine([_stored_interval(r) for r in g.itertuples()], [1 / len(g)] * len(g))
+        out.append({**dict(zip(keys, cell)), **_interval_columns(iv), "n_languages": g.language.nunique(),
+                    "n_runs": int(g.n_runs.sum()), "pretrain_seeds": int(g.pretrain_seeds.min()),
+                    "finetune_seeds": int(g.finetune_seeds.min())})
+    return pd.DataFrame(out)
+
+
+def interval_table(cells: pd.DataFrame, index: list[str], columns: list[str], signed: bool = False) -> pd.DataFrame:
+    """A pivot of ``value [ci_low, ci_high]`` strings (rows in grid order)."""
+    from .stats import format_interval
+
+    if cells.empty:
+        return pd.DataFrame()
+    cells = cells.assign(shown=[format_interval(v, lo, hi, signed) for v, lo, hi in
+                                zip(cells.value, cells.ci_low, cells.ci_high)])
+    table = cells.pivot_table(index=index, columns=columns, values="shown", aggfunc="first", sort=False)
+    return _ordered(table, cells)
+
+
+def delta_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    return cells[(cells.setting == "delta") & (cells.transformation != "mono")]
+
+
+def score_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    s = cells[cells.setting.isin(SETTINGS) & (cells.transformation != "mono") & ~cells.task.isin(["alignment"])]
+    return s[_task_metrics(s)] if len(s) else s
+
+
+def seeds_line(cells: pd.DataFrame) -> str:
+    """What the intervals of ``cells`` are made of, in one line for the report."""
+    if cells.empty:
+        return "no intervals"
+    pre, ft = int(cells.pretrain_seeds.max()), int(cells.finetune_seeds.max())
+    kinds = sorted(set(cells.interval))
+    return (f"{pre} pretraining seed(s) x {ft} fine-tuning seed(s) per cell; n_examples: test examples per run; "
+            f"intervals: {' | '.join(kinds)}")
+
+
+def seed_table(rows: pd.DataFrame, index: list[str]) -> pd.DataFrame:
+    """Per-model quantities without a test set (pretraining loss, overlap): the mean over pretraining
+    seeds with a t interval over them (none for one seed), and n (models)."""
+    from scipy.stats import t as student_t
+
+    out = []
+    for key, g in rows.groupby(index, sort=False, dropna=False):
+        v = g.groupby("seed").value.mean()
+        low, high = (student_t.interval(0.95, len(v) - 1, loc=v.mean(), scale=v.sem()) if len(v) > 1
+                     else (float("nan"), float("nan")))
+        out.append({**dict(zip(index, key)), "mean [95% interval over seeds]": format_interval(v.mean(), low, high),
+                    "n_models": len(v)})
+    return pd.DataFrame(out).set_index(index) if out else pd.DataFrame()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Alignment against transfer: one row per model, regressions, Spearman's rho
+
+def alignment_vs_transfer(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per model and task (language, transformation, corpus setting, pretraining seed) with
+    alignment P@1 (without mapping and after Procrustes) and Delta_Sup, the mean over the model's
+    fine-tuning seeds."""
+    df = df if "corpus_setting" in df else df.assign(corpus_setting="parallel")
+    keys = ["language", "transformation", "corpus_setting", "seed", "scale"]
+    al = df[df.metric.isin(list(ALIGNMENT_N))].pivot_table(index=keys, columns="metric", values="value").reset_index()
+    ds = (df[df.metric == "delta_sup"].groupby(keys + ["task"], as_index=False, sort=False)["value"].mean()
+          .rename(columns={"value": "delta_sup"}))
+    if al.empty or ds.empty:
+        return pd.DataFrame(columns=keys + ["task", "delta_sup", *ALIGNMENT_N])
+    al.columns.name = None
+    return ds.merge(al, on=keys)
+
+
+def _fit_row(fit, predictor: str, **extra) -> dict:
+    low, high = fit.conf_int(alpha=0.05).loc[predictor]
+    return {**extra, "predictor": predictor, "slope": fit.params[predictor], "ci_low": low, "ci_high": high,
+            "p_value": fit.pvalues[predictor], "n": int(fit.nobs)}
+
+
+def regression_by_task(models: pd.DataFrame, predictor: str = "alignment_at_1") -> pd.DataFrame:
+    """OLS of Delta_Sup on ``predictor`` per task (statsmodels): slope, its 95% CI, p, R² and n
+    (tasks with fewer than 3 models or a constant predictor are left out)."""
+    import statsmodels.formula.api as smf
+
+    out = []
+    for task, g in models.dropna(subset=[predictor, "delta_sup"]).groupby("task", sort=False):
+        if len(g) >= 3 and g[predictor].nunique() > 1:
+            fit = smf.ols(f"delta_sup ~ {predictor}", data=g).fit()
+            out.append({**_fit_row(fit, predictor, model="OLS", task=task), "r2": fit.rsquared})
+    return pd.DataFrame(out)
+
+
+def pooled_regression(models: pd.DataFrame, predictor: str = "alignment_at_1") -> pd.DataFrame:
+    """Every task in one OLS with task fixed effects (``delta_sup ~ predictor + C(task)``); and, with two
+    or more languages, a mixed model with a random intercept per language (statsmodels MixedLM)."""
+    import statsmodels.formula.api as smf
+
+    g = models.dropna(subset=[predictor, "delta_sup"])
+    if len(g) < 4 or g[predictor].nunique() < 2:
+        return pd.DataFrame()
+    formula = f"delta_sup ~ {predictor}" + (" + C(task)" if g.task.nunique() > 1 else "")
+    fit = smf.ols(formula, data=g).fit()
+    out = [{**_fit_row(fit, predictor, model="OLS, task fixed effects", task="all"), "r2": fit.rsquared}]
+    if g.language.nunique() >= 2:
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mixed = smf.mixedlm(formula, data=g, groups=g["language"]).fit()
+        note = "; ".join(sorted({str(w.message).splitlines()[0] for w in caught}))[:200]
+        out.append({**_fit_row(mixed, predictor, model="MixedLM, random intercept per language", task="all"),
+                    "r2": float("nan"), "note": note or ("converged" if mixed.converged else "not converged")})
+    return pd.DataFrame(out)
+
+
+def spearman_by_task(models: pd.DataFrame, predictor: str = "alignment_at_1") -> pd.DataFrame:
+    """Spearman's rho between ``predictor`` and Delta_Sup per task, with a 95% bootstrap interval over
+    models (NaN below 4 models or with a constant variable)."""
+    from .stats import spearman_interval
+
+    out = []
+    for task, g in models.dropna(subset=[predictor, "delta_sup"]).groupby("task", sort=False):
+        rho, low, high = spearman_interval(g[predictor].to_numpy(), g.delta_sup.to_numpy())
+        out.append({"task": task, "predictor": predictor, "n_models": len(g), "spearman_rho": rho,
+                    "ci_low": low, "ci_high": high})
+    return pd.DataFrame(out)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The findings scorecard: METHOD.md's five findings as tests on the language-averaged cells
+
+MARGINS = {
+    "near_zero": 0.05,          # finding 1: Delta_Sup of Transliteration within ±0.05 of 0
+    "strongly_negative": -0.10,  # finding 1: Delta_Mono of Transliteration below -0.10
+    "moderate": -0.25,          # finding 2: Delta_Sup of a word-order change above -0.25
+    "order": 0.0,               # findings 2 and 4: an ordering of two Delta_Sup (or alignment) values
+    "far_more": -0.05,          # finding 3: a composition's Delta_Sup at least 0.05 below each part's
+    "strong_rho": 0.5,          # finding 5: Spearman's rho above 0.5
+}
+VERDICTS = ("reproduced", "contradicted", "inconclusive", "not in this grid")
+CORPUS_ORDER = ("parallel", "nonparallel", "other_domain")
+
+
+def verdict_above(low: float, high: float, threshold: float) -> str:
+    """``reproduced`` when the whole interval is above ``threshold``, ``contradicted`` when it is all
+    below, ``inconclusive`` when it straddles it (or is undefined)."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "inconclusive"
+    return "reproduced" if low > threshold else "contradicted" if high < threshold else "inconclusive"
+
+
+def verdict_below(low: float, high: float, threshold: float) -> str:
+    return verdict_above(-high, -low, -threshold)
+
+
+def verdict_within(low: float, high: float, margin: float) -> str:
+    """``reproduced`` when the interval lies inside ±margin, ``contradicted`` when it lies wholly outside."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "inconclusive"
+    if -margin <= low and high <= margin:
+        return "reproduced"
+    return "contradicted" if high < -margin or low > margin else "inconclusive"
+
+
+def _components(transformation: str) -> list[str]:
+    return [p.split(":", 1)[0] for p in str(transformation).split("+")]
+
+
+def _is_word_order(transformation: str) -> bool:
+    parts = _components(transformation)
+    return len(parts) == 1 and parts[0] in ("inv", "perm", "syntax")
+
+
+def scorecard(cells: pd.DataFrame, correlations: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every test of the five findings that the grid allows, one row each: finding, test, task, the
+    estimate and its 95% interval, the criterion, and the verdict. ``cells``: ``average_languages``
+    output (deltas, and alignment for finding 4); ``correlations``: ``spearman_by_task`` output.
+    Differences between two models treat their intervals as independent (``stats.combine``)."""
+    from . import stats
+
+    rows: list[dict] = []
+    cells = cells if len(cells) else pd.DataFrame(columns=CELL + ["value"])
+
+    def get(transformation: str, task: str, metric: str = "delta_sup", corpus: str = "parallel"):
+        c = cells[(cells.transformation == transformation) & (cells.task == task) & (cells.metric == metric)
+                  & (cells.corpus_setting == corpus)]
+        return _stored_interval(next(c.itertuples())) if len(c) else None
+
+    def test(finding: int, name: str, task: str, iv, criterion: str, verdict_fn, threshold: float) -> None:
+        rows.append({"finding": finding, "test": name, "task": task, "estimate": iv.estimate, "ci_low": iv.low,
+                     "ci_high": iv.high, "criterion": criterion,
+                     "verdict": verdict_fn(iv.low, iv.high, threshold)})
+
+    def diff(a, b):
+        return stats.combine([a, b], [1, -1])
+
+    deltas = cells[cells.metric == "delta_sup"]
+    tasks = list(dict.fromkeys(deltas.task))
+    trs = list(dict.fromkeys(deltas.transformation))
+    word_order = [t for t in trs if _is_word_order(t)]
+    m = MARGINS
+    for task in tasks:  # finding 1
+        sup, mono = get("translit", task), get("translit", task, "delta_mono")
+        if sup:
+            test(1, "Delta_Sup(translit) near 0", task, sup, f"within ±{m['near_zero']}", verdict_within, m["near_zero"])
+        if mono:
+            test(1, "Delta_Mono(translit) strongly negative", task, mono, f"< {m['strongly_negative']}", verdict_below,
+                 m["strongly_negative"])
+    for task in tasks:  # finding 2
+        got = {t: get(t, task) for t in word_order if get(t, task)}
+        for t, iv in got.items():
+            test(2, f"Delta_Sup({t}) little to moderate", task, iv, f"> {m['moderate']}", verdict_above, m["moderate"])
+        if "perm" in got and "inv" in got:
+            test(2, "Delta_Sup(perm) - Delta_Sup(inv): Permutation hurts more", task, diff(got["perm"], got["inv"]),
+                 "< 0", verdict_below, m["order"])
+        for s in [t for t in got if _components(t)[0] == "syntax"]:
+            for other in ("inv", "perm"):
+                if other in got:
+                    test(2, f"Delta_Sup({s}) - Delta_Sup({other}): Syntax hurts least", task, diff(got[s], got[other]),
+                         "> 0", verdict_above, m["order"])
+    for t in word_order:  # finding 2: NER is the most order-sensitive task
+        ner = get(t, "ner")
+        for task in tasks:
+            other = get(t, task)
+            if ner and other and task != "ner":
+                test(2, f"Delta_Sup_ner({t}) - Delta_Sup_{task}({t}): NER most order-sensitive", f"ner vs {task}",
+                     diff(ner, other), "< 0", verdict_below, m["order"])
+    for c in trs:  # finding 3
+        parts = str(c).split("+")
+        if len(parts) != 2 or "translit" not in parts:
+            continue
+        x = parts[1] if parts[0] == "translit" else parts[0]
+        for task in tasks:
+            comp = get(c, task)
+            for part in ("translit", x):
+                one = get(part, task)
+                if comp and one:
+                    test(3, f"Delta_Sup({c}) - Delta_Sup({part}): the composition hurts far more", task,
+                         diff(comp, one), f"< {m['far_more']}", verdict_below, m["far_more"])
+    settings = [s for s in CORPUS_ORDER if s in set(cells.corpus_setting)]
+    if len(settings) >= 2:  # finding 4
+        for t in sorted(set(cells.transformation) - {"mono", PAIR}):
+            for task, metric in [(task, "delta_sup") for task in tasks] + [("alignment", "alignment_at_1")]:
+                for better, worse in zip(settings, settings[1:]):
+                    a, b = get(t, task, metric, better), get(t, task, metric, worse)
+                    if a and b:
+                        test(4, f"{metric}({t}): {better} - {worse}", task, diff(a, b), "> 0", verdict_above,
+                             m["order"])
+    for r in (correlations if correlations is not None else pd.DataFrame()).itertuples():  # finding 5
+        if r.n_models >= 4:
+            iv = stats.Interval(r.spearman_rho, r.ci_low, r.ci_high, np.nan, np.inf, r.n_models, 1, "bootstrap")
+            test(5, f"Spearman rho({r.predictor}, Delta_Sup), {r.n_models} models", r.task, iv,
+                 f"> {m['strong_rho']}", verdict_above, m["strong_rho"])
+    return pd.DataFrame(rows, columns=["finding", "test", "task", "estimate", "ci_low", "ci_high", "criterion",
+                                       "verdict"])
+
+
+FINDINGS = {
+    1: "Transliteration alone barely hurts zero-shot transfer; Delta_Mono strongly negative",
+    2: "Word order with shared vocabulary hurts little to moderately (Perm > Inv > Syntax; NER most)",
+    3: "Transliteration composed with a word-order change hurts far more than either alone",
+    4: "Transfer and alignment fall from parallel to non-parallel to other-domain corpora",
+    5: "Alignment and Delta_Sup correlate strongly across models (Spearman, per task)",
+}
+
+
+def scorecard_summary(tests: pd.DataFrame) -> pd.DataFrame:
+    """One verdict per finding: ``not in this grid`` without tests; ``contradicted`` if any test is;
+    ``reproduced`` if every test is; ``inconclusive`` otherwise; with the count of each verdict."""
+    out = []
+    for k, text in FINDINGS.items():
+        v = tests[tests.finding == k].verdict if len(tests) else pd.Series(dtype=str)
+        counts = v.value_counts()
+        verdict = ("not in this grid" if v.empty else "contradicted" if counts.get("contradicted", 0)
+                   else "reproduced" if counts.get("reproduced", 0) == len(v) else "inconclusive")
+        out.append({"finding": k, "claim": text, "verdict": verdict, "tests": len(v),
+                    **{name: int(counts.get(name, 0)) for name in VERDICTS[:3]}})
+    return pd.DataFrame(out)

@@ -21,20 +21,25 @@ by its dotted name, e.g. ``pretrain.steps: 500``), ``alignment``, ``description`
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
 import json
+import os
+import signal
 import time
 import traceback
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
 from .config import REPO_ROOT, runs_dir
 from .experiment import MONO, PAIR, pair_name
 from .fingerprint import code_fingerprint, fingerprint
+from .progress import GridProgress, Ticker, step_env
 from .run_config import GRID_SET, ConfigError, RunConfig, _closest, flatten_overrides, resolve, step_key
 from .storage import atomic_write_json, read_json
 from .transformations import DerivedLanguage
@@ -167,8 +172,31 @@ class Step:
         return self.out_dir / "error.json"
 
     @property
+    def interrupted(self) -> Path:
+        """Written when Ctrl-C (or SIGTERM) stopped the runner during this step: it is pending, not failed."""
+        return self.out_dir / "interrupted.json"
+
+    @property
+    def progress(self) -> Path:
+        """Where the step's kernel reports its progress (``progress.report``)."""
+        return self.out_dir / "progress.json"
+
+    def results_problem(self) -> str | None:
+        """Why ``results.json`` does not make the step done (None: it does): absent, unreadable (e.g.
+        truncated by a full disk) or without rows."""
+        try:
+            saved = read_json(self.results)
+        except FileNotFoundError:
+            return "no results.json"
+        except (ValueError, OSError) as exc:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+            return f"{self.results}: unreadable, expected JSON ({type(exc).__name__}: {exc})"
+        if not isinstance(saved, dict) or not isinstance(saved.get("rows"), list) or not saved["rows"]:
+            return f"{self.results}: expected a mapping with a non-empty list 'rows'"
+        return None
+
+    @property
     def done(self) -> bool:
-        return self.results.exists()
+        return self.results_problem() is None
 
     @property
     def notebook_params(self) -> dict[str, Any]:
@@ -182,17 +210,32 @@ class Step:
     def recorded_code(self) -> str | None:
         """The code fingerprint its results were computed with (None: not done, or saved before fingerprints)."""
         try:
-            return read_json(self.results).get("code_fingerprint")
-        except (FileNotFoundError, json.JSONDecodeError):
+            saved = read_json(self.results)
+        except (OSError, ValueError):
             return None
+        return saved.get("code_fingerprint") if isinstance(saved, dict) else None
 
     def state(self) -> str:
-        """done | stale (done by older code) | failed: <error> | pending."""
-        if self.done:
+        """done | stale (done by older code) | failed: <error, one line> | interrupted | pending."""
+        problem = self.results_problem()
+        if problem is None:
             return "done" if self.recorded_code() == self.code else "stale"
+        if self.results.exists():
+            return "failed: " + _one_line(problem)
         if self.error.exists():
-            return "failed: " + str(read_json(self.error).get("error", ""))[:120]
+            try:
+                return "failed: " + _one_line(str(read_json(self.error).get("error", "")))
+            except (OSError, ValueError, AttributeError):
+                return f"failed: {self.error} is unreadable"
+        if self.interrupted.exists():
+            return "interrupted"
         return "pending"
+
+
+def _one_line(text: str, width: int = 160) -> str:
+    """``text`` on one line (whitespace runs collapsed), cut to ``width`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
 
 
 def _data_key(kind: str, cfg: RunConfig, task: str | None = None) -> str:
@@ -469,23 +512,26 @@ def config_rows(steps: list[Step]) -> list[dict]:
 
 def aggregate(grid: Grid, steps: list[Step], log=print, skips: list[Skip] | None = None) -> Path:
     """Gather every step's rows into results.csv (with a ``step`` column that joins configs.csv and the
-    step's results.json) and their per-step 95% intervals into intervals.csv (``analysis.step_intervals``),
-    then render the aggregate notebook to HTML."""
+    step's results.json, and the model's ``corpus_setting``), each run's 95% intervals into
+    intervals.csv (``analysis.run_intervals``) and each cell's, over its seeds, into summary.csv
+    (``analysis.summarize``), then render the aggregate notebook to HTML."""
     import pandas as pd
 
-    from .analysis import collect, step_intervals
+    from .analysis import collect, run_intervals, run_samples, summarize
 
     report_dir = runs_dir() / "reports" / grid.name
     report_dir.mkdir(parents=True, exist_ok=True)
-    rows, failures, intervals = [], [], []
+    rows, failures, intervals, samples = [], [], [], []
     for s in steps:
         step_rows, step_failures = collect([s.out_dir])
-        rows += [{**r, "step": s.name} for r in step_rows]
-        intervals += [{**r, "step": s.name} for r in step_intervals(s.out_dir)]
+        rows += [{**r, "corpus_setting": s.cfg.data.corpus_setting, "step": s.name} for r in step_rows]
+        step_samples = run_samples(s.out_dir)
+        intervals += [{**r, "step": s.name} for r in run_intervals(step_samples)]
+        samples += step_samples
         failures += step_failures
     df = pd.DataFrame(rows)
     for name, table in (("results.csv", df), ("configs.csv", pd.DataFrame(config_rows(steps))),
-                        ("intervals.csv", pd.DataFrame(intervals))):
+                        ("intervals.csv", pd.DataFrame(intervals)), ("summary.csv", summarize(samples))):
         tmp = report_dir / f".{name}.tmp"
         table.to_csv(tmp, index=False)
         tmp.replace(report_dir / name)

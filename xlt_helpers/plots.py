@@ -1,0 +1,96 @@
+"""The report's figures, every value with its 95% interval as an error bar: cells in (``analysis``
+tables), a matplotlib figure out."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .analysis import CORPUS_ORDER, _components
+
+DELTA_LABEL = {"delta_sup": "Delta_Sup = BZ - BS", "delta_mono": "Delta_Mono = MZ - BZ"}
+
+
+def _bars(ax, cells: pd.DataFrame, groups: list[str], bars: list[str], group_key: str, bar_key: str) -> None:
+    """Grouped bars with asymmetric 95% error bars; a missing cell leaves a gap."""
+    width = 0.8 / max(len(bars), 1)
+    for k, bar in enumerate(bars):
+        sub = cells[cells[bar_key] == bar].set_index(group_key).reindex(groups)
+        x = np.arange(len(groups)) + (k - (len(bars) - 1) / 2) * width
+        err = np.vstack([sub.value - sub.ci_low, sub.ci_high - sub.value]).clip(min=0)
+        ax.bar(x, sub.value, width, yerr=np.nan_to_num(err), capsize=3, label=bar)
+    ax.set_xticks(np.arange(len(groups)), groups)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def delta_figure(cells: pd.DataFrame):
+    """Delta_Sup and Delta_Mono of every transformation, one panel each, bars per task."""
+    d = cells[(cells.setting == "delta") & (cells.corpus_setting == "parallel")]
+    if d.empty:
+        return None
+    metrics = [m for m in DELTA_LABEL if m in set(d.metric)]
+    trs = list(dict.fromkeys(d.transformation))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(5.5, 1.4 * len(trs)) * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        sub = d[d.metric == metric]
+        _bars(ax, sub, trs, list(dict.fromkeys(sub.task)), "transformation", "task")
+        ax.set_title(DELTA_LABEL[metric])
+        ax.set_ylabel("difference in task score (0-1)")
+        ax.tick_params(axis="x", rotation=20)
+    axes[0][-1].legend(title="task", fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def composition_figure(cells: pd.DataFrame):
+    """The paper's composition figure: for each word-order change x with a ``translit+x`` model, Delta_Sup
+    of Transliteration, of x and of the composition, per task (one panel per x)."""
+    d = cells[(cells.metric == "delta_sup") & (cells.corpus_setting == "parallel")]
+    comps = [t for t in dict.fromkeys(d.transformation) if len(str(t).split("+")) == 2 and "translit" in _components(t)]
+    if not comps:
+        return None
+    fig, axes = plt.subplots(1, len(comps), figsize=(5 * len(comps), 3.8), squeeze=False, sharey=True)
+    for ax, comp in zip(axes[0], comps):
+        x = [p for p in comp.split("+") if p != "translit"][0]
+        sub = d[d.transformation.isin(["translit", x, comp])]
+        _bars(ax, sub, list(dict.fromkeys(sub.task)), [t for t in ("translit", x, comp) if t in set(sub.transformation)],
+              "task", "transformation")
+        ax.set_title(f"Transliteration, {x}, and both")
+        ax.legend(fontsize=8, loc="lower left")
+    axes[0][0].set_ylabel("Delta_Sup = BZ - BS (task score, 0-1)")
+    fig.tight_layout()
+    return fig
+
+
+def corpus_figure(cells: pd.DataFrame):
+    """The corpus-setting figure: Delta_Sup per task and alignment P@1, by how the derived corpus relates
+    to the original (parallel / non-parallel / other domain), when the grid has two or more."""
+    settings = [s for s in CORPUS_ORDER if s in set(cells.corpus_setting)]
+    if len(settings) < 2:
+        return None
+    d = cells[cells.metric.isin(["delta_sup", "alignment_at_1"])]
+    d = d.assign(quantity=[f"{t}: {'Delta_Sup' if m == 'delta_sup' else 'alignment P@1'} {task if m == 'delta_sup' else ''}"
+                           for t, m, task in zip(d.transformation, d.metric, d.task)])
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * d.quantity.nunique()), 3.8))
+    _bars(ax, d, list(dict.fromkeys(d.quantity)), settings, "quantity", "corpus_setting")
+    ax.set_ylabel("score difference or P@1 (0-1)")
+    ax.tick_params(axis="x", rotation=20)
+    ax.legend(title="derived corpus", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def alignment_figure(models: pd.DataFrame, predictor: str = "alignment_at_1"):
+    """Delta_Sup against alignment, one point per model, an OLS line and its 95% band per task."""
+    g = models.dropna(subset=[predictor, "delta_sup"])
+    if g.empty:
+        return None
+    grid = sns.lmplot(data=g, x=predictor, y="delta_sup", col="task", hue=None, height=3.2, aspect=1.1,
+                      ci=95, n_boot=2000, seed=0, facet_kws={"sharey": False, "sharex": True})
+    for ax in grid.axes.flat:
+        ax.axhline(0, color="black", lw=0.8)
+    grid.set_axis_labels(f"{predictor} (P@1, 0-1)", "Delta_Sup (BZ - BS)")
+    grid.figure.tight_layout()
+    return grid.figure
