@@ -92,3 +92,54 @@ def test_scorecard_corpus_settings_and_correlation():
     assert _verdicts(tests, 5) == ["reproduced", "inconclusive"]  # xnli: too few models, no test
     summary = analysis.scorecard_summary(tests).set_index("finding")
     assert summary.verdict[4] == "reproduced" and summary.verdict[5] == "inconclusive" and summary.tests[5] == 2
+
+
+def _samples(rng, pretrain_seeds, finetune_seeds, n=200):
+    """run_samples-like records of one POS cell: BZ scores of every (pretraining, fine-tuning) seed."""
+    from xlt_helpers import stats
+
+    hard = rng.random(n)
+    out = []
+    for s in pretrain_seeds:
+        shift = rng.normal(0, 0.1)
+        for f in finetune_seeds:
+            hits = (hard < 0.5 + shift + rng.normal(0, 0.01)).astype(float)
+            out.append({"language": "en", "transformation": "translit", "corpus_setting": "parallel", "task": "pos",
+                        "setting": "BZ", "metric": "accuracy", "seed": s, "finetune_seed": f, "step_dir": f"{s}/{f}",
+                        "arrays": (hits, np.ones(n)), "statistic": stats.ratio})
+    return out
+
+
+def test_summary_takes_the_spread_over_pretraining_seeds_when_there_are_several():
+    rng = np.random.default_rng(3)
+    both = analysis.summarize(_samples(rng, [0, 1, 2], [0, 1, 2])).iloc[0]
+    assert both.n_runs == 9 and both.n_seeds == 3 and both.df == 2 and "3 pretraining seeds" in both.interval
+    ft_only = analysis.summarize(_samples(rng, [0], [0, 1, 2])).iloc[0]
+    assert ft_only.n_seeds == 3 and "3 fine-tuning seeds" in ft_only.interval
+    one = analysis.summarize(_samples(rng, [0], [0])).iloc[0]
+    assert one.n_seeds == 1 and one.interval == "bootstrap over test examples" and one.ci_low < one.value < one.ci_high
+
+
+def test_cells_of_different_test_sets_are_refused():
+    rng = np.random.default_rng(4)
+    samples = _samples(rng, [0], [0]) + _samples(rng, [1], [0], n=150)
+    with pytest.raises(ValueError, match="different test sets"):
+        analysis.summarize(samples)
+
+
+def test_language_average_combines_independent_intervals():
+    rng = np.random.default_rng(5)
+    en, fr = _samples(rng, [0], [0]), _samples(rng, [0], [0])
+    for s in fr:
+        s["language"] = "fr"
+    summary = analysis.summarize(en + fr)
+    avg = analysis.average_languages(summary).iloc[0]
+    assert avg.n_languages == 2 and avg.value == pytest.approx(summary.value.mean())
+    assert avg.se == pytest.approx(np.sqrt((summary.se ** 2).sum()) / 2)
+
+
+def test_results_csv_columns_extend_the_step_rows():
+    from xlt_helpers.experiment import ROW_COLUMNS
+
+    assert analysis.RESULT_COLUMNS[:len(ROW_COLUMNS)] == list(ROW_COLUMNS)
+    assert "tokens_per_s" in analysis.TIMING_METRICS

@@ -11,6 +11,11 @@ from .stats import format_interval  # noqa: F401  (the report formats intervals 
 from .storage import read_json
 
 SETTINGS = ("BS", "BZ", "MZ", "orig")
+# results.csv: the rows of every step in this column order; timings stay in each step's results.json, so
+# the same configuration and seed give the same file.
+RESULT_COLUMNS = ["language", "transformation", "task", "setting", "metric", "value", "seed", "scale",
+                  "finetune_seed", "corpus_setting", "step"]
+TIMING_METRICS = frozenset({"tokens_per_s"})
 
 
 def collect(step_dirs: Iterable[Path]) -> tuple[list[dict], list[dict]]:
@@ -48,15 +53,12 @@ def _ordered(table: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_results(report_dir: str | Path) -> pd.DataFrame:
+    """results.csv of a report folder (an empty table with its columns when there is none yet)."""
     path = Path(report_dir) / "results.csv"
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame(columns=["language", "transformation", "task", "setting", "metric", "value", "seed", "scale",
-                                     "finetune_seed"])
     try:
         return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame(columns=["language", "transformation", "task", "setting", "metric", "value", "seed", "scale",
-                                     "finetune_seed"])
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame(columns=RESULT_COLUMNS)
 
 
 def varying_config(configs: pd.DataFrame) -> pd.DataFrame:

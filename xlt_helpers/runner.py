@@ -27,6 +27,7 @@ import itertools
 import json
 import os
 import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -200,7 +201,9 @@ class Step:
 
     @property
     def notebook_params(self) -> dict[str, Any]:
-        return {"config": json.dumps(self.cfg.to_dict()), **self.params, "out_dir": str(self.out_dir)}
+        """What papermill passes; pretraining's tqdm bar is off (the runner shows the step's progress)."""
+        quiet = {"progress": False} if self.kind == "pretrain" else {}
+        return {"config": json.dumps(self.cfg.to_dict()), **self.params, "out_dir": str(self.out_dir), **quiet}
 
     @cached_property
     def code(self) -> str:
@@ -232,7 +235,7 @@ class Step:
         return "pending"
 
 
-def _one_line(text: str, width: int = 160) -> str:
+def _one_line(text: str, width: int = 400) -> str:
     """``text`` on one line (whitespace runs collapsed), cut to ``width`` characters."""
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 3] + "..."
@@ -412,28 +415,87 @@ def expand(grid: Grid) -> list[Step]:
     return plan(grid)[0]
 
 
+_KERNELS: list = []  # the kernel processes (Popen) of the notebook being executed
+
+
+@lru_cache(maxsize=None)
+def kernel_manager_class() -> type:
+    """jupyter_client's AsyncKernelManager, except that shutting a kernel down does not interrupt it first.
+
+    jupyter_client sends SIGINT before every shutdown request, and papermill shuts the kernel down right
+    after the reply to its last request (``kernel_info``). A kernel still inside that request's handler
+    when the signal lands (a loaded machine is enough) logs ``[IPKernelApp] ERROR | KeyboardInterrupt
+    caught in kernel.`` although the notebook succeeded. The shutdown request alone stops an idle kernel;
+    one that does not stop is still terminated, then killed, after ``shutdown_wait_time``. Started kernels
+    are remembered in ``_KERNELS`` so that an interrupted runner kills them (``kill_kernels``).
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class StepKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
+        async def start_kernel(self, **kw: Any) -> None:
+            await super().start_kernel(**kw)
+            process = getattr(self.provisioner, "process", None)
+            if process is not None:
+                _KERNELS.append(process)
+
+    return StepKernelManager
+
+
+def kill_kernels() -> None:
+    """Kill the running notebook's kernel and whatever it started (its own session); only processes this
+    runner started and that are still its unreaped children, so a recycled pid is never hit."""
+    for process in _KERNELS:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    _KERNELS.clear()
+
+
 def execute_notebook(notebook: str, output: Path, parameters: dict) -> None:
-    """Execute ``notebooks/<notebook>`` with papermill into ``output`` (raises if a cell fails)."""
+    """Execute ``notebooks/<notebook>`` with papermill into ``output`` (raises if a cell fails). On Ctrl-C
+    the kernel is killed before KeyboardInterrupt goes on: it must not outlive the runner."""
     import papermill as pm
 
-    pm.execute_notebook(str(NOTEBOOKS / notebook), str(output), parameters=parameters, kernel_name="python3",
-                        progress_bar=False, cwd=str(NOTEBOOKS), extra_arguments=KERNEL_ARGS)
+    try:
+        pm.execute_notebook(str(NOTEBOOKS / notebook), str(output), parameters=parameters, kernel_name="python3",
+                            progress_bar=False, cwd=str(NOTEBOOKS), extra_arguments=KERNEL_ARGS,
+                            kernel_manager_class=kernel_manager_class())
+    except KeyboardInterrupt:
+        kill_kernels()
+        raise
+    finally:
+        _KERNELS.clear()
 
 
 def execute_step(step: Step, log=print) -> bool:
-    """Run one step's notebook with papermill; True on success. Never raises for a failing notebook."""
+    """Run one step's notebook with papermill; True on success. Never raises for a failing notebook; on
+    Ctrl-C the step is recorded as interrupted (it stays pending, not failed) and KeyboardInterrupt goes on.
+    The caller holds the step's lock (``step_lock``)."""
     step.out_dir.mkdir(parents=True, exist_ok=True)
-    for old in (step.results, step.error):
+    for old in (step.results, step.error, step.interrupted, step.progress):
         old.unlink(missing_ok=True)
     partial = step.out_dir / ("partial." + step.notebook)
     t0 = time.time()
+    undo_env = step_env(step.progress)
     try:
         execute_notebook(step.notebook, partial, step.notebook_params)
-        if not step.results.exists():
-            raise RuntimeError("notebook finished without writing results.json")
+        problem = step.results_problem()
+        if problem:
+            raise RuntimeError(f"notebook finished without a valid results.json: {problem}")
         partial.replace(step.out_dir / step.notebook)
         log(f"  done   {step.name} ({time.time() - t0:.0f}s)")
         return True
+    except KeyboardInterrupt:
+        if not step.done:
+            atomic_write_json({"step": step.name, "seconds": time.time() - t0,
+                               "at": time.strftime("%Y-%m-%d %H:%M:%S")}, step.interrupted)
+        log(f"  interrupted {step.name} after {time.time() - t0:.0f}s: it stays pending; run again to resume")
+        raise
     except Exception as exc:  # a failing step is recorded, the grid goes on
         step.results.unlink(missing_ok=True)
         atomic_write_json({"step": step.name, "kind": step.kind, "params": step.params, "config": step.cfg.to_dict(),
@@ -442,6 +504,24 @@ def execute_step(step: Step, log=print) -> bool:
                           step.error)
         log(f"  FAILED {step.name}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}")
         return False
+    finally:
+        undo_env()
+        step.progress.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def step_lock(step: Step, log=print) -> Iterator[None]:
+    """Hold the lock of the step's folder (``.lock``, flock): a second runner on the same folder waits here,
+    with a line saying so, instead of running the step twice or deleting the other's results. The
+    operating system releases it when the runner ends, however it ends."""
+    step.out_dir.mkdir(parents=True, exist_ok=True)
+    with open(step.out_dir / ".lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"  wait   {step.name}: another runner is running it")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
 
 
 def to_run(steps: list[Step], rerun_stale: bool = False, log=print) -> list[Step]:
@@ -471,7 +551,11 @@ def run_grid(grid_path: str | Path, log=print, rerun_stale: bool = False) -> Pat
     log(f"grid {grid.name}: {len(steps)} steps, {len(steps) - len(todo)} already done, {len(skips)} cells skipped")
     for sk in skips:
         log(f"  skipped {sk.cell}: {sk.reason}")
-    run_steps(todo, log)
+    try:
+        run_steps(todo, log)
+    except KeyboardInterrupt:
+        log(f"grid {grid.name}: interrupted; finished steps are kept, run again to resume")
+        raise
     return aggregate(grid, steps, log, skips)
 
 
@@ -489,19 +573,46 @@ def with_dependencies(steps: list[Step]) -> list[Step]:
     return list(out.values())
 
 
-def run_steps(todo: list[Step], log=print) -> None:
-    """Execute steps in order; a step whose dependency is not done is recorded as failed, not run."""
+def run_steps(todo: list[Step], log=print) -> dict[str, int]:
+    """Execute steps in order, each under its folder's lock (``run_one``); while one runs, the grid's
+    progress and the step's own are shown (``progress.Ticker``: one refreshing line when ``log`` is
+    print on a terminal, else a line every 30 s). Returns how many steps ended done and failed."""
     t0 = time.time()
+    grid = GridProgress([s.kind for s in todo])
+    tty = log is print and sys.stdout.isatty()
+    counts = {"done": 0, "failed": 0}
     for k, step in enumerate(todo, 1):
-        failed = [d for d in step.deps if not d.done]
         log(f"[{k}/{len(todo)}] {step.kind}: {step.name}")
+        started = time.monotonic()
+        with Ticker(grid, step.progress, step.kind, log, tty) as ticker:
+            ok = run_one(step, ticker.log)
+        counts["done" if ok else "failed"] += 1
+        grid.step_done(step.kind, time.monotonic() - started)
+        log(f"  {grid.line()}")
+    log(f"grid steps finished in {time.time() - t0:.0f}s: {counts['done']} done, {counts['failed']} failed")
+    return counts
+
+
+def run_one(step: Step, log=print) -> bool:
+    """Run ``step`` unless it is done by the time its lock is held (another runner may have run it);
+    True when it ends done. A dependency another runner is running is waited for; one that is not done
+    then makes the step fail with "dependency failed", without running it."""
+    for dep in step.deps:
+        if not dep.done:
+            with step_lock(dep, log):
+                pass
+    with step_lock(step, log):
+        if step.state() == "done":
+            log(f"  done   {step.name}: finished by another runner")
+            return True
+        failed = [d for d in step.deps if not d.done]
         if failed:
+            step.interrupted.unlink(missing_ok=True)
             atomic_write_json({"step": step.name, "kind": step.kind, "params": step.params,
                                "error": f"dependency failed: {', '.join(d.name for d in failed)}"}, step.error)
             log("  skipped: a dependency failed")
-            continue
-        execute_step(step, log)
-    log(f"grid steps finished in {time.time() - t0:.0f}s")
+            return False
+        return execute_step(step, log)
 
 
 def config_rows(steps: list[Step]) -> list[dict]:
