@@ -125,9 +125,17 @@ def test_wilson_interval_and_combination_of_independent_estimates():
 
 def test_spearman_interval_on_known_cases():
     x = np.arange(12.0)
-    rho, low, high = stats.spearman_interval(x, 2 * x + 1)
-    assert rho == 1.0 and low == pytest.approx(1.0)
+    rho, low, high, undefined = stats.spearman_interval(x, 2 * x + 1)
+    assert rho == 1.0 and low == pytest.approx(1.0) and undefined == 0
     rng = np.random.default_rng(7)
-    rho, low, high = stats.spearman_interval(rng.random(40), rng.random(40))
+    rho, low, high, _ = stats.spearman_interval(rng.random(40), rng.random(40))
     assert low < 0 < high and low <= rho <= high
     assert np.isnan(stats.spearman_interval([1, 2, 3], [1, 2, 3])[0])  # below 4 models
+    # mostly tied x (6 models at P@1 0): many resamples have no defined rho, so no interval is given
+    rho, low, high, undefined = stats.spearman_interval([0, 0, 0, 0, 0, 0, 0.3, 0.5], rng.random(8))
+    assert np.isfinite(rho) and undefined > stats.MAX_UNDEFINED and np.isnan(low) and np.isnan(high)
+
+
+def test_intervals_are_cut_to_the_metric_range():
+    iv = stats.clip(stats.Interval(0.01, -0.05, 0.07, 0.03, 1, 100, 2, "x"), 0, 1)
+    assert (iv.low, iv.high, iv.estimate) == (0, 0.07, 0.01)

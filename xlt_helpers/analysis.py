@@ -62,12 +62,16 @@ def load_results(report_dir: str | Path) -> pd.DataFrame:
 
 
 def varying_config(configs: pd.DataFrame) -> pd.DataFrame:
-    """configs.csv reduced to what tells its steps apart: step, kind, state and the config fields
-    (dotted columns) that take more than one value in the grid."""
+    """configs.csv reduced to what tells its steps apart beyond the grid's own axes (language,
+    transformation, pair, seeds; those are in every result row): the config fields that take more than
+    one value, one row per kind, state and combination of them, with its number of steps."""
+    from .run_config import GRID_SET
+
     if configs.empty:
         return configs
-    varying = [c for c in configs.columns if "." in c and configs[c].astype(str).nunique() > 1]
-    return configs[["step", "kind", "state", *varying]]
+    varying = [c for c in configs.columns if "." in c and c not in GRID_SET and configs[c].astype(str).nunique() > 1]
+    keys = ["kind", "state", *varying]
+    return configs[keys].astype(str).groupby(keys, sort=False).size().rename("steps").reset_index()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -120,14 +124,21 @@ def run_samples(step_dir: str | Path) -> list[dict]:
     return out
 
 
+def _bounds(setting: str) -> tuple[float, float]:
+    """The range of a cell's values: deltas in [-1, 1], scores and P@1 in [0, 1]."""
+    return (-1.0, 1.0) if setting == "delta" else (0.0, 1.0)
+
+
 def _interval(samples: list[dict], units: list) -> "stats.Interval":  # noqa: F821
     from . import stats
 
     if "arrays" not in samples[0]:
-        return stats.proportion_interval([s["value"] for s in samples], min(s["n"] for s in samples), units)
-    if len({len(s["arrays"][0]) for s in samples}) > 1:
+        iv = stats.proportion_interval([s["value"] for s in samples], min(s["n"] for s in samples), units)
+    elif len({len(s["arrays"][0]) for s in samples}) > 1:
         raise ValueError(f"runs of one cell scored on different test sets: {[s['step_dir'] for s in samples]}")
-    return stats.combined_interval([s["arrays"] for s in samples], samples[0]["statistic"], units)
+    else:
+        iv = stats.combined_interval([s["arrays"] for s in samples], samples[0]["statistic"], units)
+    return stats.clip(iv, *_bounds(samples[0]["setting"]))
 
 
 def _interval_columns(iv) -> dict:
@@ -187,7 +198,8 @@ def average_languages(summary: pd.DataFrame) -> pd.DataFrame:
     keys = [k for k in CELL if k != "language"]
     out = []
     for cell, g in summary.groupby(keys, sort=False, dropna=False):
-        iv = stats.combine([_stored_interval(r) for r in g.itertuples()], [1 / len(g)] * len(g))
+        iv = stats.clip(stats.combine([_stored_interval(r) for r in g.itertuples()], [1 / len(g)] * len(g)),
+                        *_bounds(cell[keys.index("setting")]))
         out.append({**dict(zip(keys, cell)), **_interval_columns(iv), "n_languages": g.language.nunique(),
                     "n_runs": int(g.n_runs.sum()), "pretrain_seeds": int(g.pretrain_seeds.min()),
                     "finetune_seeds": int(g.finetune_seeds.min())})
@@ -233,8 +245,9 @@ def seed_table(rows: pd.DataFrame, index: list[str]) -> pd.DataFrame:
     out = []
     for key, g in rows.groupby(index, sort=False, dropna=False):
         v = g.groupby("seed").value.mean()
-        low, high = (student_t.interval(0.95, len(v) - 1, loc=v.mean(), scale=v.sem()) if len(v) > 1
-                     else (float("nan"), float("nan")))
+        sem = v.sem() if len(v) > 1 else float("nan")
+        low, high = ((v.mean(), v.mean()) if sem == 0 else student_t.interval(0.95, len(v) - 1, loc=v.mean(), scale=sem)
+                     if len(v) > 1 else (float("nan"), float("nan")))
         out.append({**dict(zip(index, key)), "mean [95% interval over seeds]": format_interval(v.mean(), low, high),
                     "n_models": len(v)})
     return pd.DataFrame(out).set_index(index) if out else pd.DataFrame()
@@ -294,22 +307,24 @@ def pooled_regression(models: pd.DataFrame, predictor: str = "alignment_at_1") -
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             mixed = smf.mixedlm(formula, data=g, groups=g["language"]).fit()
-        note = "; ".join(sorted({str(w.message).splitlines()[0] for w in caught}))[:200]
+        warned = "with warnings (" + str(caught[0].message).split(";")[0][:60] + ")" if caught else ""
+        state = "converged" if mixed.converged else "did not converge"
         out.append({**_fit_row(mixed, predictor, model="MixedLM, random intercept per language", task="all"),
-                    "r2": float("nan"), "note": note or ("converged" if mixed.converged else "not converged")})
+                    "r2": float("nan"), "note": f"{state} {warned}".strip()})
     return pd.DataFrame(out)
 
 
 def spearman_by_task(models: pd.DataFrame, predictor: str = "alignment_at_1") -> pd.DataFrame:
     """Spearman's rho between ``predictor`` and Delta_Sup per task, with a 95% bootstrap interval over
-    models (NaN below 4 models or with a constant variable)."""
+    models (NaN below 4 models, with a constant variable, or when over 5% of the resamples are all tied:
+    ``undefined_resamples``)."""
     from .stats import spearman_interval
 
     out = []
     for task, g in models.dropna(subset=[predictor, "delta_sup"]).groupby("task", sort=False):
-        rho, low, high = spearman_interval(g[predictor].to_numpy(), g.delta_sup.to_numpy())
+        rho, low, high, undefined = spearman_interval(g[predictor].to_numpy(), g.delta_sup.to_numpy())
         out.append({"task": task, "predictor": predictor, "n_models": len(g), "spearman_rho": rho,
-                    "ci_low": low, "ci_high": high})
+                    "ci_low": low, "ci_high": high, "undefined_resamples": undefined})
     return pd.DataFrame(out)
 
 

@@ -25,9 +25,11 @@ import contextlib
 import fcntl
 import itertools
 import json
+import logging
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -445,31 +447,66 @@ def kernel_manager_class() -> type:
     return StepKernelManager
 
 
-def kill_kernels() -> None:
-    """Kill the running notebook's kernel and whatever it started (its own session); only processes this
-    runner started and that are still its unreaped children, so a recycled pid is never hit."""
+def kill_kernels() -> int:
+    """Kill the running notebook's kernel and whatever it started (its own session); returns how many.
+    Only processes this runner started and that are still its unreaped children, so a recycled pid is
+    never hit. Safe in a signal handler (no blocking wait: jupyter_client reaps the process)."""
+    killed = 0
     for process in _KERNELS:
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    _KERNELS.clear()
+                killed += 1
+    return killed
+
+
+@contextlib.contextmanager
+def _ctrl_c_kills_the_kernel() -> Iterator[list[int]]:
+    """While a notebook runs, Ctrl-C (SIGINT) kills its kernel at once; the returned list records the
+    signal. Raised inside papermill's event loop, KeyboardInterrupt would leave the busy kernel to a
+    racy shutdown that prints its tracebacks; a killed kernel ends the notebook with a dead-kernel error
+    instead, which ``execute_notebook`` turns back into KeyboardInterrupt. Before a kernel exists,
+    Ctrl-C raises KeyboardInterrupt as usual."""
+    hit: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield hit
+        return
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        hit.append(signum)
+        logging.getLogger("papermill").disabled = True  # its "kernel died" lines are expected now
+        if not kill_kernels():
+            raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield hit
+    finally:
+        signal.signal(signal.SIGINT, before)
+        logging.getLogger("papermill").disabled = False
 
 
 def execute_notebook(notebook: str, output: Path, parameters: dict) -> None:
     """Execute ``notebooks/<notebook>`` with papermill into ``output`` (raises if a cell fails). On Ctrl-C
-    the kernel is killed before KeyboardInterrupt goes on: it must not outlive the runner."""
+    the kernel is killed and KeyboardInterrupt raised: a kernel must not outlive its runner."""
     import papermill as pm
 
-    try:
-        pm.execute_notebook(str(NOTEBOOKS / notebook), str(output), parameters=parameters, kernel_name="python3",
-                            progress_bar=False, cwd=str(NOTEBOOKS), extra_arguments=KERNEL_ARGS,
-                            kernel_manager_class=kernel_manager_class())
-    except KeyboardInterrupt:
-        kill_kernels()
-        raise
-    finally:
-        _KERNELS.clear()
+    with _ctrl_c_kills_the_kernel() as interrupted:
+        try:
+            pm.execute_notebook(str(NOTEBOOKS / notebook), str(output), parameters=parameters, kernel_name="python3",
+                                progress_bar=False, cwd=str(NOTEBOOKS), extra_arguments=KERNEL_ARGS,
+                                kernel_manager_class=kernel_manager_class())
+        except Exception:
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
+        except KeyboardInterrupt:
+            kill_kernels()
+            raise
+        finally:
+            _KERNELS.clear()
+    if interrupted:  # the notebook ended as Ctrl-C came: the grid stops all the same
+        raise KeyboardInterrupt
 
 
 def execute_step(step: Step, log=print) -> bool:

@@ -198,17 +198,34 @@ def combine(intervals: Sequence[Interval], weights: Sequence[float]) -> Interval
                     min(iv.n_seeds for iv in intervals), "; ".join(methods) + f"; {len(intervals)} independent parts")
 
 
-def spearman_interval(x: Sequence[float], y: Sequence[float], seed: int = 0) -> tuple[float, float, float]:
-    """Spearman's rho across models and its 95% percentile bootstrap interval over models (resamples
-    where rho is undefined, e.g. all points tied, are left out). NaN below 4 models."""
+MAX_UNDEFINED = 0.05  # the largest share of bootstrap resamples with an undefined rho that still gives an interval
+
+
+def spearman_interval(x: Sequence[float], y: Sequence[float], seed: int = 0) -> tuple[float, float, float, float]:
+    """Spearman's rho across models, its 95% percentile bootstrap interval over models, and the share of
+    resamples where rho is undefined (a resample whose x or y values are all tied). Leaving those out
+    would bias the interval, so above ``MAX_UNDEFINED`` (heavily tied data, e.g. many models at P@1 0)
+    the interval is NaN. NaN throughout below 4 models."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return math.nan, math.nan, math.nan
+        return math.nan, math.nan, math.nan, math.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rho = float(spearmanr(x, y).statistic)
         res = bootstrap((x, y), lambda a, b: spearmanr(a, b).statistic, paired=True, vectorized=False,
                         n_resamples=N_RESAMPLES, method="percentile", rng=np.random.default_rng(seed))
-    draws = res.bootstrap_distribution[np.isfinite(res.bootstrap_distribution)]
-    low, high = np.quantile(draws, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
-    return rho, float(low), float(high)
+    defined = np.isfinite(res.bootstrap_distribution)
+    undefined = 1 - float(defined.mean())
+    if undefined > MAX_UNDEFINED:
+        return rho, math.nan, math.nan, undefined
+    low, high = np.quantile(res.bootstrap_distribution[defined], [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
+    return rho, float(low), float(high), undefined
+
+
+def clip(iv: Interval, low: float, high: float) -> Interval:
+    """``iv`` with its bounds cut to the metric's range (scores and P@1 in [0, 1], deltas in [-1, 1]):
+    a t interval around a mean near a bound can cross it."""
+    if not (np.isfinite(iv.low) and np.isfinite(iv.high)):
+        return iv
+    return Interval(iv.estimate, max(iv.low, low), min(iv.high, high), iv.se, iv.df, iv.n_examples, iv.n_seeds,
+                    iv.method)
