@@ -162,3 +162,11 @@ def test_aggregate_writes_an_interval_around_every_score(subset_report):
     inside = (finite.ci_low <= finite.value + 1e-12) & (finite.value <= finite.ci_high + 1e-12)
     assert inside.mean() >= 0.9 and (finite.ci_low <= finite.ci_high).all()
     assert set(iv[iv.setting == "delta"].interval) == {"paired bootstrap over test examples"}
+
+
+def test_default_grid_is_the_seed_zero_slice_of_the_study(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    default, study = runner.load_grid(GRIDS / "default.yaml"), runner.load_grid(GRIDS / "study.yaml")
+    assert len(default.finetune_seeds) >= 3 and len(study.seeds) == len(study.finetune_seeds) == 3
+    assert "syntax:hi" in study.transformations and set(default.transformations) < set(study.transformations)
+    assert {s.out_dir for s in runner.plan(default)[0]} < {s.out_dir for s in runner.plan(study)[0]}
