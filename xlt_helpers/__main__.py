@@ -12,11 +12,13 @@ Commands:
   syntax-stats <spec>               word-order statistics of the Syntax transformation (e.g. en~hi@N~hi@V)
 
 A bad grid or configuration ends with one line naming the file, the key and what is allowed
-(add --debug for the traceback).
+(add --debug for the traceback). `run` exits 1 when a step failed, and 130 when interrupted (Ctrl-C or
+SIGTERM: the running step is recorded as interrupted and resumes on the next run).
 """
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 
@@ -55,8 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:  # bad input: one line, no traceback
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 def _dispatch(cmd: str, rest: list[str]) -> int:
@@ -76,16 +83,47 @@ def _dispatch(cmd: str, rest: list[str]) -> int:
         from . import runner
 
         if cmd == "run":
-            runner.run_grid(rest[0], rerun_stale=rerun_stale)
+            before = signal.signal(signal.SIGTERM, _interrupt)  # a kill stops the grid as Ctrl-C does
+            try:
+                runner.run_grid(rest[0], rerun_stale=rerun_stale)
+            finally:
+                signal.signal(signal.SIGTERM, before)
+            return _failed(rest[0])
         elif cmd == "report":
             grid = runner.load_grid(rest[0])
-            runner.aggregate(grid, runner.expand(grid))
+            steps = runner.expand(grid)
+            for step in steps:
+                problem = step.results_problem() if step.results.exists() else None
+                if problem:
+                    raise ValueError(f"{problem}; `run` recomputes the step")
+            runner.aggregate(grid, steps)
         else:
             for name, state in runner.status(rest[0]):
                 print(f"{state:10s} {name}")
         return 0
     print(f"unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
     return 2
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM does what Ctrl-C does at this moment (the runner kills a running kernel first)."""
+    handler = signal.getsignal(signal.SIGINT)
+    if not callable(handler):
+        raise KeyboardInterrupt
+    handler(signal.SIGINT, frame)
+
+
+def _failed(grid_path: str) -> int:
+    """1 (with one line naming the first) when a step of the grid is failed after the run, else 0."""
+    from . import runner
+
+    failed = [(name, state) for name, state in runner.status(grid_path) if state.startswith("failed")]
+    if not failed:
+        return 0
+    name, state = failed[0]
+    print(f"error: {len(failed)} step(s) failed, first {name}: {state[len('failed: '):]} "
+          f"(python -m xlt_helpers status {grid_path} lists them)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -569,6 +569,9 @@ def load_task(
         else:  # token_tsv / wikiann_iob (the registry check admits nothing else)
             prefix = entry.get("token_prefix", f"{language}:") if fmt == "wikiann_iob" else None
             out.extend(read_token_tsv(path, labels, left, prefix, entry.get("tag_map")))
+    if not out and max_examples != 0:  # an empty split would hang training or score NaN
+        raise DataFormatError(", ".join(str(root / rel) for rel in entry["paths"]), None,
+                              f"at least one {task} example ({language}/{split})", "none")
     return out
 
 

@@ -12,6 +12,7 @@ from transformers import (RobertaForQuestionAnswering, RobertaForSequenceClassif
                           RobertaForTokenClassification)
 from transformers.utils import logging as hf_logging
 
+from . import progress as live
 from .model import autocast, pick_device, set_threads
 from .run_config import FinetuneConfig
 from .tasks import IGNORE, Encoded, TaskSpec, predictions_table, score_predictions
@@ -89,6 +90,8 @@ def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], c
     set); returns the model (in eval mode)."""
     if cfg.seed is None:
         raise ValueError("finetune.seed is unresolved: build the config with run_config.resolve")
+    if not train:  # no batch would ever come: the loop below would not end
+        raise ValueError(f"fine-tuning {task.name}: expected at least one training example, found none")
     device = pick_device(cfg.device)
     if device.type == "cpu":
         set_threads()
@@ -120,6 +123,9 @@ def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], c
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
+            epoch, batch_no = divmod(step - 1, n_batches)
+            live.report(f"fine-tune {task.name}", step, total, step == total, epoch=epoch + 1,
+                        batch=f"{batch_no + 1}/{n_batches}", loss=loss.item())
     bar.close()
     return model.eval()
 

@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from . import progress as live
 from .corpus import build_pretraining_data
 from .fingerprint import code_fingerprint
 from .model import autocast, build_mlm, compile_layers, mask_tokens, mlm_loss, pick_device, set_threads
@@ -118,7 +119,7 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict
         compile_layers(model)
     opt = make_optimizer(model, p, device)
     ckpt_path, log_path = out / "checkpoint.pt", out / "loss_log.csv"
-    step = _resume(ckpt_path, model, opt, device, rank, world, seed, run_id=_run_id(cfg))
+    step, (loss_sum, tps) = _resume(ckpt_path, model, opt, device, rank, world, seed, run_id=_run_id(cfg))
     if main:
         _truncate_log(log_path, step)
     net: torch.nn.Module = MaskedLMLoss(model)
@@ -132,8 +133,7 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict
     label = cfg.data.second_language or cfg.data.transformation or "mono"
     bar = tqdm(total=p.steps, initial=step, desc=f"pretrain {cfg.data.language}/{label}",
                disable=not (progress and main), mininterval=2.0)
-    t0, steps_timed, tps = time.perf_counter(), 0, None
-    loss_sum = float("nan")
+    t0, steps_timed = time.perf_counter(), 0
     log = open(log_path, "a") if main else None
     try:
         if log is not None and log.tell() == 0:
@@ -155,8 +155,10 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict
                 log.write(f"{step},{loss_sum:.5f},{lr:.3e},{tps:.0f}\n")
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tps:,.0f}")
+            if main:
+                live.report("pretrain", step, p.steps, step == p.steps, loss=loss_sum, tokens_per_s=tps)
             if step % p.checkpoint_every == 0 or step == p.steps:
-                _checkpoint(model, opt, step, device, world, main, log, ckpt_path, _run_id(cfg))
+                _checkpoint(model, opt, step, (loss_sum, tps), device, world, main, log, ckpt_path, _run_id(cfg))
     finally:
         if log is not None:
             log.close()
@@ -235,23 +237,39 @@ def _run_id(cfg: RunConfig) -> str:
     return step_key(cfg, ("model", "data", "pretrain"), code_fingerprint("pretrain"))
 
 
-def _resume(path: Path, model, opt, device: torch.device, rank: int, world: int, seed: int, run_id: str) -> int:
-    """Load the checkpoint of this very run if there is one (after a kill); returns the step to go on from.
+def _load_checkpoint(path: Path, device: torch.device) -> dict | None:
+    """The checkpoint at ``path``; None (and one line naming the file) when it cannot be read, e.g. a file
+    truncated by a full disk: the run then starts over instead of failing on every rerun."""
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file means the same: start over
+        print(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}); "
+              "set aside as checkpoint.unreadable.pt, pretraining starts from step 0")
+        return None
 
-    A checkpoint of another config or code version is set aside (renamed), not resumed.
+
+def _resume(path: Path, model, opt, device: torch.device, rank: int, world: int, seed: int,
+            run_id: str) -> tuple[int, tuple[float, float | None]]:
+    """Load the checkpoint of this very run if there is one (after a kill); returns the step to go on from
+    and the (loss, tokens/s) of the step it saved ((NaN, None) at step 0), so a run killed after its last
+    checkpoint still reports its final loss.
+
+    A checkpoint of another config or code version, or one that cannot be read, is set aside (renamed),
+    not resumed.
     """
     if not path.exists():
         if world > 1:
             torch.manual_seed(seed * 1_000_003 + 7919 * rank)  # independent dropout on every rank
-        return 0
-    ckpt = torch.load(path, map_location=device, weights_only=False)
-    if ckpt.get("run_id") != run_id:
+        return 0, (float("nan"), None)
+    ckpt = _load_checkpoint(path, device)
+    if ckpt is None or ckpt.get("run_id") != run_id:
         if world > 1:
             dist.barrier()  # every rank has read it before rank 0 moves it
             torch.manual_seed(seed * 1_000_003 + 7919 * rank)
         if rank == 0:
-            path.replace(path.with_name(f"checkpoint.other-run-{ckpt.get('run_id') or 'old'}.pt"))
-        return 0
+            aside = "unreadable" if ckpt is None else f"other-run-{ckpt.get('run_id') or 'old'}"
+            path.replace(path.with_name(f"checkpoint.{aside}.pt"))
+        return 0, (float("nan"), None)
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     rngs = ckpt.get("rng_per_rank") or [ckpt["rng"]]
@@ -263,12 +281,13 @@ def _resume(path: Path, model, opt, device: torch.device, rank: int, world: int,
             torch.cuda.set_rng_state(state[0] if isinstance(state, list) else state, device)
         else:
             torch.cuda.set_rng_state_all(state)
-    return ckpt["step"]
+    return ckpt["step"], (float(ckpt.get("loss", float("nan"))), ckpt.get("tokens_per_s"))
 
 
-def _checkpoint(model, opt, step: int, device: torch.device, world: int, main: bool, log, path: Path,
-                run_id: str) -> None:
-    """Rank 0 writes model, optimizer, step and every rank's RNG state (dropout resumes exactly)."""
+def _checkpoint(model, opt, step: int, last: tuple[float, float | None], device: torch.device, world: int,
+                main: bool, log, path: Path, run_id: str) -> None:
+    """Rank 0 writes model, optimizer, step, its (loss, tokens/s) and every rank's RNG state (dropout resumes
+    exactly)."""
     rng = torch.get_rng_state()
     cuda_rng = (torch.cuda.get_rng_state_all() if world == 1 else [torch.cuda.get_rng_state(device)]) \
         if device.type == "cuda" else None
@@ -280,6 +299,7 @@ def _checkpoint(model, opt, step: int, device: torch.device, world: int, main: b
     if main:
         log.flush()
         atomic_torch_save({"run_id": run_id, "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                           "loss": last[0], "tokens_per_s": last[1],
                            "rng": rng, "cuda_rng": cuda_rng, "rng_per_rank": rngs,
                            "cuda_rng_per_rank": cuda_rngs if device.type == "cuda" else None}, path)
     if world > 1:
