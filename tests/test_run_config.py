@@ -115,7 +115,10 @@ def test_code_fingerprints_follow_the_modules_each_step_runs():
 
 
 def _fake_done(step, code=None):
-    atomic_write_json({"rows": [], "config": step.cfg.to_dict(), "code_fingerprint": code or step.code}, step.results)
+    row = {"language": "en", "transformation": "mono", "task": "pos", "setting": "BZ", "metric": "accuracy",
+           "value": 0.5, "seed": 0, "scale": "test"}  # a results.json without rows is not done
+    atomic_write_json({"rows": [row], "config": step.cfg.to_dict(), "code_fingerprint": code or step.code},
+                      step.results)
 
 
 def test_a_code_change_marks_exactly_the_affected_steps_stale(tmp_path, monkeypatch):

@@ -168,3 +168,15 @@ def test_execute_step_records_a_notebook_error(tmp_path, monkeypatch, capfd):
     assert "no_such_model" in err["error"] + err["traceback"] and not step.results.exists()
     # the kernel's start-up warnings stay out of the grid log; the error above still came through
     assert "IPKernelApp" not in capfd.readouterr().err
+
+
+def test_status_does_not_load_torch(tmp_path):
+    """`status` reads folders and resolves configs only: no torch, transformers or scikit-learn (seconds each)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from xlt_helpers import runner; runner.status(sys.argv[1]); "
+            "print(sorted(m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(TEST_GRID)], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "XLT_RUNS_DIR": str(tmp_path / "runs")})
+    assert out.stdout.strip() == "[]"

@@ -27,6 +27,7 @@ from .alignment import alignment_report
 from .data import has_task, load_task, parallel_sentences
 from .finetune import evaluate_predictions, finetune, load_finetuned
 from .fingerprint import code_fingerprint
+from .labels import MONO, PAIR, pair_name
 from .metrics import delta_mono, delta_sup
 from .pretrain import pretrain
 from .run_config import RunConfig
@@ -36,14 +37,7 @@ from .transformations import N_SPECIAL, DerivedLanguage
 from .trees import task_trees, tree_parser
 
 ROW_COLUMNS = ("language", "transformation", "task", "setting", "metric", "value", "seed", "scale", "finetune_seed")
-MONO = "mono"
-PAIR = "pair"
 PREDICTIONS = "predictions.json.gz"  # per-example gold and predictions of a step, beside its results.json
-
-
-def pair_name(language: str, target_language: str) -> str:
-    """The ``language`` column of a natural pair's rows: ``"en-fr"``."""
-    return f"{language}-{target_language}"
 
 
 def row(language: str, transformation: str, task: str, setting: str, metric: str, value: float, seed: int,

@@ -72,7 +72,7 @@ def _imports(module: str, source: str, known: set[str]) -> set[str]:
 def modules_of(kind: str, sources: Mapping[str, str]) -> list[str]:
     """The modules whose sources make up ``kind``'s code fingerprint (its own and its dependencies')."""
     known = set(sources)
-    todo = ["experiment", *(r for k in (kind, *DEPENDS_ON[kind]) for r in ROOTS[k])]
+    todo = ["experiment", "labels", *(r for k in (kind, *DEPENDS_ON[kind]) for r in ROOTS[k])]
     seen: set[str] = set()
     while todo:
         m = todo.pop()

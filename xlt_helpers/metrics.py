@@ -7,7 +7,6 @@ from collections import Counter
 from typing import Sequence
 
 import numpy as np
-from seqeval.metrics import f1_score
 
 
 def accuracy(pred: Sequence[int], gold: Sequence[int]) -> float:
@@ -30,6 +29,7 @@ def token_accuracy(pred: Sequence[Sequence[str]], gold: Sequence[Sequence[str]])
 
 def entity_f1(pred: Sequence[Sequence[str]], gold: Sequence[Sequence[str]]) -> float:
     """Entity-level F1 over BIO sequences (seqeval, CoNLL evaluation; NER)."""
+    from seqeval.metrics import f1_score  # here: seqeval loads scikit-learn, which `status` does not need
     return float(f1_score([list(g) for g in gold], [list(p) for p in pred]))
 
 

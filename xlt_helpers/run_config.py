@@ -351,9 +351,26 @@ def _env_flag(name: str) -> bool:
 def _device(name: str) -> str:
     if name != "auto":
         return name
+    if _cpu_only_torch():
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _cpu_only_torch() -> bool:
+    """Whether the installed torch is a CPU build (no CUDA, no ROCm), read from its version.py without
+    importing torch: `status` and config resolution then take a fraction of a second instead of seconds."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("torch")
+    version = Path(spec.origin).with_name("version.py") if spec and spec.origin else None
+    if version is None or not version.exists():
+        return False
+    text = version.read_text()
+    return all(re.search(rf"^{key}(: [^=]+)? = None$", text, re.M) for key in ("cuda", "hip"))
 
 
 def _precision(name: str, device: str) -> str:

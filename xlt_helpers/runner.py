@@ -40,8 +40,8 @@ from typing import Any, Iterator
 import yaml
 
 from .config import REPO_ROOT, runs_dir
-from .experiment import MONO, PAIR, pair_name
 from .fingerprint import code_fingerprint, fingerprint
+from .labels import MONO, PAIR, pair_name
 from .progress import GridProgress, Ticker, step_env
 from .run_config import GRID_SET, ConfigError, RunConfig, _closest, flatten_overrides, resolve, step_key
 from .storage import atomic_write_json, read_json

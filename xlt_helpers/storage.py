@@ -7,8 +7,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -36,6 +34,8 @@ def atomic_write_json(obj: Any, path: str | Path) -> None:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    import torch  # here, not at the top: the runner's `status` must not load torch
+
     path = Path(path)
     tmp = _tmp(path)
     torch.save(obj, tmp)
