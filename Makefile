@@ -29,7 +29,7 @@ bench: setup
 
 ## JupyterLab on notebooks/ with the project's kernel (python3 of the virtual environment)
 lab: setup
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean-runs:
 	rm -rf papermill_runs/test papermill_runs/demo papermill_runs/reports
