@@ -316,3 +316,53 @@ def test_kernels_are_shut_down_without_an_interrupt():
 
     assert signal.SIGINT in _shutdown_signals(AsyncKernelManager)  # why a finished step logged KeyboardInterrupt
     assert signal.SIGINT not in _shutdown_signals(runner.kernel_manager_class())
+
+
+# ---- grids and the registry: refused up front, with one line ---------------------------------------
+
+@pytest.mark.parametrize("transformations, message", [
+    ("[translit+]", "transformations: 'translit+' has an empty step: expected steps joined by '+'"),
+    ("[syntax:xx]", "transformations: 'syntax:xx': no UD treebank for 'xx'"),
+    ("[syntax:fr@N~xx@V]", "transformations: 'syntax:fr@N~xx@V': no UD treebank for 'xx'"),
+])
+def test_transformations_that_cannot_run_are_refused_up_front(tmp_path, transformations, message):
+    path = tmp_path / "g.yaml"
+    path.write_text(f"scale: test\nlanguages: [en]\ntransformations: {transformations}\ntasks: [pos]\n")
+    with pytest.raises(ValueError) as err:
+        runner.load_grid(path)
+    assert str(err.value).startswith(f"{path}: {message}") and "\n" not in str(err.value)
+
+
+def _registry_copy(tmp_path, monkeypatch, edit):
+    from xlt_helpers import data
+
+    text = edit(data.REGISTRY_PATH.read_text())
+    reg = tmp_path / "languages.yaml"
+    reg.write_text(text)
+    monkeypatch.setenv("XLT_LANGUAGES_FILE", str(reg))  # the registry cache is keyed by the file
+    return reg
+
+
+def test_a_registry_split_typo_is_refused(tmp_path, monkeypatch):
+    from xlt_helpers import data
+
+    reg = _registry_copy(tmp_path, monkeypatch, lambda t: t.replace(
+        "      train: {path: pos_xtreme/en/udpos.train.en.tsv", "      trian: {path: pos_xtreme/en/udpos.train.en.tsv"))
+    with pytest.raises(DataFormatError) as err:
+        data.languages()
+    assert str(err.value) == f"{reg}: expected en.tasks.pos: splits among train, dev, test, found 'trian'"
+
+
+def test_a_language_without_a_pretraining_corpus_is_refused(tmp_path, monkeypatch):
+    import yaml
+
+    def drop_fr_pretrain(text):
+        raw = yaml.safe_load(text)
+        for key in [k for k in raw["fr"] if k.startswith("pretrain")]:
+            del raw["fr"][key]
+        return yaml.safe_dump(raw)
+    _registry_copy(tmp_path, monkeypatch, drop_fr_pretrain)
+    path = tmp_path / "g.yaml"
+    path.write_text("scale: test\nlanguages: [fr]\ntransformations: [inv]\ntasks: [pos]\n")
+    with pytest.raises(ValueError, match=r"language 'fr' has no `pretrain` corpus in xlt_helpers/languages.yaml"):
+        runner.load_grid(path)

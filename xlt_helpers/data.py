@@ -72,6 +72,7 @@ _TASKS: dict[str, dict[str, Any]] = {
     "retrieval": {"labels": NO_LABELS, "formats": ("sentence_per_line",), "hub_fields": {}},
 }
 _PRETRAIN_FORMATS = ("sentence_per_line",)
+SPLITS = ("train", "dev", "test")  # the split names a task entry of languages.yaml may use
 
 
 @dataclass(frozen=True)
@@ -438,6 +439,10 @@ def _validate_registry(reg: Path, raw: Any) -> dict[str, Any]:
                 raise DataFormatError(reg, None, f"{lang}.tasks: task names among {', '.join(_TASKS)}", task)
             if not isinstance(splits, dict) or not splits:
                 raise DataFormatError(reg, None, f"{lang}.tasks.{task}: a mapping split -> file entry", repr(splits))
+            for split in splits:  # a typo such as `trian` would silently skip the task's cells
+                if split not in SPLITS:
+                    raise DataFormatError(reg, None, f"{lang}.tasks.{task}: splits among {', '.join(SPLITS)}",
+                                          str(split))
             checked[task] = {split: _file_entry(reg, f"{lang}.tasks.{task}.{split}", e, _TASKS[task]["formats"])
                              for split, e in splits.items()}
         spec["tasks"] = checked

@@ -114,7 +114,7 @@ def load_grid(path: str | Path) -> Grid:
         if name in GRID_SET:
             raise ConfigError(f"{path}: overrides: {name} is set by the grid's `{GRID_SET[name]}` key, not here")
     grid = Grid(**raw, overrides=overrides, path=str(path))
-    from .data import languages
+    from .data import language_spec, languages
     from .tasks import get_task
     from .transformations import parse_spec
 
@@ -132,12 +132,39 @@ def load_grid(path: str | Path) -> Grid:
             parse_spec(t)
         except ValueError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+        check_transformation(t, path)
     for pair in grid.pairs:
         parse_pair(pair, path)
+    for lang in {*grid.languages, *(lang for pair in grid.pairs for lang in parse_pair(pair, path))}:
+        if "pretrain" not in language_spec(lang):
+            raise ConfigError(f"{path}: language {lang!r} has no `pretrain` corpus in xlt_helpers/languages.yaml: "
+                              "expected one to pretrain its models on")
     first = grid.languages[0] if grid.languages else parse_pair(grid.pairs[0], path)[0] if grid.pairs else None
     if first is not None:  # the overrides, checked now; plan() resolves every model's config
         grid.config(first, grid.seeds[0], grid.transformations[0] if grid.transformations else None)
     return grid
+
+
+def check_transformation(spec: str, where: str | Path = "grid") -> None:
+    """Refuse what ``parse_spec`` lets through: an empty step (``translit+``, which would name a folder
+    ``translit_then_``) and a Syntax target without a treebank (which fails only after a parser trained)."""
+    import re
+
+    from .syntax.treebanks import treebank_files
+
+    if any(not part.strip() for part in spec.split("+")):
+        raise ConfigError(f"{where}: transformations: {spec!r} has an empty step: expected steps joined by '+', "
+                          "e.g. 'translit+inv'")
+    for part in spec.split("+"):
+        name, _, target = part.strip().partition(":")
+        if name != "syntax" or not target:
+            continue
+        for lang in sorted(set(re.findall(r"([^~@]+)@[NV]", target)) if "@" in target else {target}):
+            try:
+                treebank_files(lang, "train")
+            except (FileNotFoundError, ValueError):
+                raise ConfigError(f"{where}: transformations: {spec!r}: no UD treebank for {lang!r}: expected "
+                                  "a language with ud/<lang>/ files (Syntax reorders by its treebank)") from None
 
 
 def parse_pair(pair: str, where: str | Path = "grid") -> tuple[str, str]:
