@@ -366,3 +366,28 @@ def test_a_language_without_a_pretraining_corpus_is_refused(tmp_path, monkeypatc
     path.write_text("scale: test\nlanguages: [fr]\ntransformations: [inv]\ntasks: [pos]\n")
     with pytest.raises(ValueError, match=r"language 'fr' has no `pretrain` corpus in xlt_helpers/languages.yaml"):
         runner.load_grid(path)
+
+
+@pytest.mark.parametrize("ids, expected, found", [
+    (("1", "-1"), "an integer word ID from 1, a range like 1-2 or an empty node like 1.1", "-1"),
+    (("1", "1"), "word ID 2 (IDs count up from 1 in each sentence)", "1"),
+    (("1", "3"), "word ID 2 (IDs count up from 1 in each sentence)", "3"),
+])
+def test_conllu_word_ids_must_count_up(tmp_path, ids, expected, found):
+    from xlt_helpers.data import read_conllu
+
+    path = tmp_path / "bad.conllu"
+    path.write_text("".join(f"{i}\tword{k}\t_\tNOUN\t_\t_\t0\troot\t_\t_\n" for k, i in enumerate(ids)) + "\n")
+    with pytest.raises(DataFormatError) as err:
+        read_conllu(path)
+    assert str(err.value) == f"{path}:2: expected {expected}, found {found!r}"
+
+
+def test_conllu_ranges_and_empty_nodes_are_still_skipped(tmp_path):
+    from xlt_helpers.data import read_conllu
+
+    path = tmp_path / "ok.conllu"
+    path.write_text("# c\n1-2\tdu\t_\t_\t_\t_\t_\t_\t_\t_\n1\tde\t_\tADP\t_\t_\t0\troot\t_\t_\n"
+                    "2\tle\t_\tDET\t_\t_\t1\tdet\t_\t_\n2.1\tx\t_\t_\t_\t_\t_\t_\t_\t_\n\n"
+                    "1\tnext\t_\tNOUN\t_\t_\t0\troot\t_\t_\n")
+    assert [s.words for s in read_conllu(path)] == [("de", "le"), ("next",)]

@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -263,8 +264,12 @@ def read_conllu(
     path = Path(path)
     valid = frozenset(labels)
     tag_map = tag_map or {}
+    seen = [0, -1]  # the last word ID of the sentence, the last line number given to parse_line
 
     def parse_line(lineno: int, line: str) -> tuple[str, str] | None:
+        if lineno != seen[1] + 1:  # a blank line came before: a new sentence
+            seen[0] = 0
+        seen[1] = lineno
         if line.startswith("#"):
             return None
         cols = line.split("\t")
@@ -272,11 +277,14 @@ def read_conllu(
             raise DataFormatError(path, lineno, _ncols(10) + " (CoNLL-U: ID FORM LEMMA UPOS XPOS FEATS "
                                   "HEAD DEPREL DEPS MISC)", f"{len(cols)} column(s): {line}")
         tok_id = cols[0]
-        if "-" in tok_id or "." in tok_id:
+        if re.fullmatch(r"[1-9]\d*-[1-9]\d*|\d+\.[1-9]\d*", tok_id):
             return None
-        if not tok_id.isdigit():
-            raise DataFormatError(path, lineno, "an integer word ID, a range like 1-2 or an empty node like 1.1",
+        if not re.fullmatch(r"[1-9]\d*", tok_id):
+            raise DataFormatError(path, lineno, "an integer word ID from 1, a range like 1-2 or an empty node like 1.1",
                                   tok_id)
+        seen[0] += 1  # IDs count 1, 2, ... within a sentence: a duplicate, gap or missing blank line is refused
+        if int(tok_id) != seen[0]:
+            raise DataFormatError(path, lineno, f"word ID {seen[0]} (IDs count up from 1 in each sentence)", tok_id)
         word, tag = cols[1], tag_map.get(cols[3], cols[3])
         if not word:
             raise DataFormatError(path, lineno, "a non-empty FORM", line)
