@@ -391,3 +391,14 @@ def test_conllu_ranges_and_empty_nodes_are_still_skipped(tmp_path):
                     "2\tle\t_\tDET\t_\t_\t1\tdet\t_\t_\n2.1\tx\t_\t_\t_\t_\t_\t_\t_\t_\n\n"
                     "1\tnext\t_\tNOUN\t_\t_\t0\troot\t_\t_\n")
     assert [s.words for s in read_conllu(path)] == [("de", "le"), ("next",)]
+
+
+@pytest.mark.parametrize("steps", [0, -3])
+def test_pretraining_without_steps_is_refused_up_front(tmp_path, steps):
+    path = tmp_path / "g.yaml"
+    path.write_text(f"scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\n"
+                    f"overrides: {{pretrain.steps: {steps}}}\n")
+    with pytest.raises(ValueError) as err:
+        runner.load_grid(path)
+    assert str(err.value) == (f"{path}: overrides: pretrain.steps = {steps}: expected a positive integer "
+                              "(a model needs at least one optimizer step)")

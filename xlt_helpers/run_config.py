@@ -313,7 +313,7 @@ def _validate(cfg: RunConfig, where: str) -> None:
     need(not (d.transformation and d.second_language), "data.second_language",
          "null when data.transformation is set (a model has a derived or a second language, not both)")
     need(d.second_language != d.language, "data.second_language", "a language other than data.language")
-    need(p.steps >= 0, "pretrain.steps", "0 or more")
+    need(p.steps > 0, "pretrain.steps", "a positive integer (a model needs at least one optimizer step)")
     need(0 <= p.warmup, "pretrain.warmup", "0 or more")
     need(p.batch_size % p.grad_accum == 0, "pretrain.grad_accum", f"a divisor of pretrain.batch_size ({p.batch_size})")
     for name in ("pretrain.lr", "pretrain.eps", "pretrain.grad_clip", "finetune.lr", "finetune.grad_clip",
