@@ -144,7 +144,7 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict
                 group["lr"] = lr
             idx = torch.from_numpy(batch_indices(step, p.batch_size, len(blocks), seed))
             gen = torch.Generator().manual_seed(seed * 1_000_003 + step)  # masking reproducible per step
-            inputs, positions, targets = mask_tokens(blocks[idx], langs[idx], tables, V, gen, p.mask_prob,
+            inputs, positions, targets = mask_tokens(blocks[idx].long(), langs[idx], tables, V, gen, p.mask_prob,
                                                      p.mask_token_share, p.random_token_share)
             loss_sum = train_step(net, model, opt, inputs, positions, targets, device, p.grad_accum, rank, world,
                                   p.precision, p.grad_clip)

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import re
+import sys
 import unicodedata
+from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -13,8 +17,14 @@ from .config import cache_dir
 from .transformations import N_SPECIAL, SPECIAL_TOKENS
 
 
-def _is_punct(ch: str) -> bool:
-    return unicodedata.category(ch).startswith("P")
+@lru_cache(maxsize=None)
+def _word_patterns() -> tuple[re.Pattern, re.Pattern]:
+    """The word regex (Unicode punctuation, category P, built from ``unicodedata`` once), and the same
+    regex that also matches each line end, so many sentences split in one pass."""
+    punct = re.escape("".join(c for c in map(chr, range(sys.maxunicode + 1)) if unicodedata.category(c)[0] == "P"))
+    # a punctuation character alone, or a run of non-space characters that starts and ends with no punctuation
+    word = rf"[{punct}]|[^\s{punct}](?:\S*[^\s{punct}])?"
+    return re.compile(word), re.compile("\n|" + word)
 
 
 def split_words(text: str) -> list[str]:
@@ -24,33 +34,44 @@ def split_words(text: str) -> list[str]:
     tokenizer's training text all go through it, so word-level transformations (Syntax) and the
     sub-word encoding always agree on what a word is.
     """
-    words: list[str] = []
-    for chunk in text.split():
-        i, j = 0, len(chunk)
-        while i < j and _is_punct(chunk[i]):
-            i += 1
-        while j > i and _is_punct(chunk[j - 1]):
-            j -= 1
-        words += list(chunk[:i])
-        if i < j:
-            words.append(chunk[i:j])
-        words += list(chunk[j:])
-    return words
+    return _word_patterns()[0].findall(text)
 
 
-def tokenizer_path(languages: Sequence[str], vocab_size: int, corpora: Sequence[Sequence[str]]) -> Path:
-    """Keyed by the training text itself: a replaced or edited corpus never reuses an old tokenizer."""
+def split_lines(sentences: Sequence[str]) -> list[str]:
+    """``split_words`` of many sentences in one regex pass: their words, each sentence closed by ``"\n"``.
+
+    Sentences must not contain a line end (pretraining sentences are lines).
+    """
+    text = "\n".join(sentences) + "\n"
+    if text.count("\n") != len(sentences):
+        raise ValueError("split_lines: a sentence contains a line end")
+    return _word_patterns()[1].findall(text) if sentences else []
+
+
+def joined_words(sentences: Sequence[str]) -> list[str]:
+    """``" ".join(split_words(s))`` for every sentence (the tokenizer's training text), in one pass."""
+    out = (" ".join(split_lines(sentences)) + " ").split(" \n ")[:-1] if sentences else []
+    if len(out) != len(sentences):  # a sentence without words: the one-pass split cannot mark it
+        out = [" ".join(split_words(s)) for s in sentences]
+    return out
+
+
+def tokenizer_path(languages: Sequence[str], vocab_size: int, corpora: Sequence[Iterable[str]]) -> Path:
+    """Keyed by the training text itself: a replaced or edited corpus never reuses an old tokenizer.
+
+    ``corpora`` may be streams (read once here)."""
     h = hashlib.sha1()
+    n = 0
     for corpus in corpora:
         for sentence in corpus:
             h.update(sentence.encode("utf-8"))
             h.update(b"\n")
+            n += 1
         h.update(b"\0")
-    n = sum(len(c) for c in corpora)
     return cache_dir() / "tokenizers" / f"{'-'.join(languages)}_v{vocab_size}_n{n}_{h.hexdigest()[:12]}.json"
 
 
-def train_tokenizer(corpus: Sequence[str], vocab_size: int) -> Tokenizer:
+def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> Tokenizer:
     """A byte-level BPE with the project's special tokens at ids 0..4 (<s> <pad> </s> <unk> <mask>)."""
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
@@ -67,20 +88,29 @@ def train_tokenizer(corpus: Sequence[str], vocab_size: int) -> Tokenizer:
     return tok
 
 
-def load_or_train_tokenizer(languages: Sequence[str], corpora: Sequence[Sequence[str]], vocab_size: int) -> Tokenizer:
+def load_or_train_tokenizer(languages: Sequence[str], corpora: Sequence[Iterable[str]], vocab_size: int) -> Tokenizer:
     """The cached tokenizer for these languages and size; trained on ``corpora`` (one per language) if absent.
 
-    Pair tokenizers (natural language pairs) are trained on the concatenation of both corpora.
+    Pair tokenizers (natural language pairs) are trained on the concatenation of both corpora. Each corpus
+    is read twice (key, then training), so it may be any re-iterable, e.g. a corpus streamed from disk.
     """
     path = tokenizer_path(languages, vocab_size, corpora)
     if path.exists():
         return Tokenizer.from_file(str(path))
-    tok = train_tokenizer([" ".join(split_words(s)) for c in corpora for s in c], vocab_size)
+    text = (j for c in corpora for b in batched(c, 10_000) for j in joined_words(b))
+    tok = train_tokenizer(text, vocab_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tok.save(str(tmp))
     os.replace(tmp, path)
     return tok
+
+
+def batched(items: Iterable, n: int) -> Iterable[list]:
+    """Lists of ``n`` consecutive items (the last one shorter)."""
+    it = iter(items)
+    while batch := list(itertools.islice(it, n)):
+        yield batch
 
 
 def vocab_size_of(tok: Tokenizer) -> int:

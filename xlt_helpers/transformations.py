@@ -412,10 +412,18 @@ class DerivedLanguage:
         lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
         flat = np.fromiter(itertools.chain.from_iterable(sentences), dtype=np.int64, count=int(lengths.sum()))
         starts = np.cumsum(lengths) - lengths
+        out = self.transform_flat(flat, lengths).tolist()
+        return [out[a:a + n] for a, n in zip(starts.tolist(), lengths.tolist())]
+
+    def transform_flat(self, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """``transform_corpus`` on concatenated sentences (int64 ids, ``lengths`` per sentence); token-level
+        steps only. Sentences are independent, so a corpus can be transformed chunk by chunk."""
+        if not all(st.corpus_level for st in self.steps):
+            raise ValueError(f"{self.spec!r} has word- or tree-level steps: use transform_corpus")
+        starts = np.cumsum(lengths) - lengths
         for st in self.steps:
             flat = st.table[flat] if st.table is not None else flat[st.corpus_order(flat, starts, lengths)]
-        out = flat.tolist()
-        return [out[a:a + n] for a, n in zip(starts.tolist(), lengths.tolist())]
+        return flat
 
     def __repr__(self) -> str:
         return f"DerivedLanguage({self.spec!r}, V={self.vocab_size}, seed={self.seed})"
