@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 GRID   ?= papermill_runs/grids/default.yaml
 PYTEST ?= -q
 
-.PHONY: setup report test bench lab clean-runs
+.PHONY: setup report test bench bench-data lab clean-runs
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,10 @@ test: setup
 ## Training, evaluation and transformation throughput against a plain transformers baseline
 bench: setup
 	$(PY) benchmarks/bench_train.py
+
+## Pretraining-corpus preparation, before and after streaming, on a corpus far larger than the staged one
+bench-data: setup
+	$(PY) benchmarks/bench_data.py
 
 ## JupyterLab on notebooks/ with the project's kernel (python3 of the virtual environment)
 lab: setup

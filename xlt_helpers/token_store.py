@@ -1,5 +1,5 @@
 """Tokenized pretraining corpora on disk: read in chunks, encoded once (in parallel processes for large
-corpora), stored as a memory-mapped token file with the length of every sentence, cached by what they
+corpora), stored as a token file with the length of every sentence, cached by what they
 depend on (corpus files, sentence limit, tokenizer). Memory stays bounded by the chunk size, whatever
 the corpus size.
 
@@ -217,28 +217,29 @@ def encode_corpus(tok: Tokenizer, text: CorpusText, workers: int = 1,
 
 
 class TokenStore:
-    """A tokenized corpus on disk: ``tokens`` (memory-mapped ids) and ``lengths`` (ids per sentence)."""
+    """A tokenized corpus on disk: ``tokens.bin`` (ids) and ``lengths.bin`` (ids per sentence), read in chunks
+    with plain file reads (the page cache holds them, not this process)."""
 
     def __init__(self, folder: Path):
         meta = json.loads((folder / "meta.json").read_text())
         self.folder, self.n_tokens, self.n_sentences = folder, meta["n_tokens"], meta["n_sentences"]
-        self.tokens = _memmap(folder / "tokens.bin", meta["dtype"], self.n_tokens)
-        self.lengths = _memmap(folder / "lengths.bin", "int32", self.n_sentences)
+        self.dtype = np.dtype(meta["dtype"])
+
+    def _read(self, name: str, dtype: np.dtype, start: int, n: int) -> np.ndarray:
+        return np.fromfile(self.folder / name, dtype=dtype, count=n, offset=start * dtype.itemsize).astype(np.int64)
 
     def chunks(self, start: int = 0, stop: int | None = None,
                sentences: int = 1 << 16) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(tokens, lengths)`` of sentences ``start:stop``, ``sentences`` at a time (int64 ids)."""
         stop = self.n_sentences if stop is None else min(stop, self.n_sentences)
-        offset = sum(int(self.lengths[a:min(a + sentences, start)].sum()) for a in range(0, start, sentences))
+        i32 = np.dtype(np.int32)
+        offset = sum(int(self._read("lengths.bin", i32, a, min(sentences, start - a)).sum())
+                     for a in range(0, start, sentences))
         for a in range(start, stop, sentences):
-            lengths = np.asarray(self.lengths[a:min(a + sentences, stop)], dtype=np.int64)
+            lengths = self._read("lengths.bin", i32, a, min(sentences, stop - a))
             n = int(lengths.sum())
-            yield np.asarray(self.tokens[offset:offset + n], dtype=np.int64), lengths
+            yield self._read("tokens.bin", self.dtype, offset, n), lengths
             offset += n
-
-
-def _memmap(path: Path, dtype: str, n: int) -> np.ndarray:
-    return np.memmap(path, dtype=dtype, mode="r", shape=(n,)) if n else np.zeros(0, dtype=dtype)
 
 
 def tokenizer_key(tok: Tokenizer) -> str:

@@ -1,0 +1,187 @@
+"""Pretraining-corpus preparation, before (whole corpus in memory) and after (streamed to disk), on a corpus
+far larger than the staged one that the benchmark builds itself (`make bench-data`).
+
+The big corpus is the staged English pretraining file repeated, each copy in another seeded sentence order,
+up to ``--mb`` megabytes, in a temporary data directory (everything else is linked to the real one). Each
+measurement runs in a fresh process (its peak RSS is its own), with an empty cache, for the `demo` corpus
+configuration over the whole file (``data.pretrain_sentences=None``) with Transliteration: the original
+corpus and its transliterated copy, packed into blocks of 128.
+
+* before: ``benchmarks/corpus_reference.py`` (the previous code path) at ``--before-mb`` sizes that fit;
+  its time and peak RSS at the big size are extrapolated linearly from the largest of them (labelled).
+* after: ``xlt_helpers.corpus.build_pretraining_data`` at ``--before-mb`` sizes and at ``--mb``.
+
+Printed per run (before: "prep s" includes tokenizer training, which the old path does not separate): tokenizer (key + training on the whole corpus, once per corpus and vocabulary), the
+rest of the preparation (tokenize, derive, pack), tokens/s (block tokens over the preparation time),
+peak RSS of the main process and of the encoding workers, disk size of the cache, and the share of the
+two cores that other processes took while it ran (``/proc/stat`` minus our own CPU time).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (``/proc/stat``), or None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def make_data_dir(root: Path, mb: float, seed: int = 0) -> tuple[Path, int]:
+    """A data directory whose English pretraining file is the staged one repeated to ``mb`` MB, each copy
+    shuffled with its own seed; every other entry links to the real data directory. Returns it and its lines."""
+    from xlt_helpers.config import data_dir
+    from xlt_helpers.data import language_spec
+
+    real = data_dir()
+    rel = Path(language_spec("en")["pretrain"]["paths"][0])
+    lines = [ln for ln in (real / rel).read_bytes().split(b"\n") if ln.strip()]
+    target = int(mb * (1 << 20))
+    out = root / "data"
+    for entry in real.iterdir():
+        if entry.name != rel.parts[0]:
+            (out / entry.name).parent.mkdir(parents=True, exist_ok=True)
+            (out / entry.name).symlink_to(entry)
+    for lang_dir in (real / rel.parts[0]).iterdir():
+        if lang_dir.name != rel.parts[1]:
+            (out / rel.parts[0] / lang_dir.name).parent.mkdir(parents=True, exist_ok=True)
+            (out / rel.parts[0] / lang_dir.name).symlink_to(lang_dir)
+    (out / rel.parent).mkdir(parents=True, exist_ok=True)
+    for f in (real / rel.parent).iterdir():
+        if f.name != rel.name:
+            (out / rel.parent / f.name).symlink_to(f)
+    written = n = 0
+    with open(out / rel, "wb") as handle:
+        copy = 0
+        while written < target:
+            order = lines[:] if copy == 0 else random.Random(seed * 1_000_003 + copy).sample(lines, len(lines))
+            for ln in order:
+                handle.write(ln + b"\n")
+                written += len(ln) + 1
+                n += 1
+                if written >= target:
+                    break
+            copy += 1
+    return out, n
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def child(mode: str, workers: int | None) -> dict:
+    """One measurement in this process (data and cache folders come from the environment)."""
+    from xlt_helpers.run_config import resolve
+
+    cfg = resolve("demo", {"data.transformation": "translit", "data.pretrain_sentences": None})
+    busy0, own0, t0 = machine_busy_seconds(), time.process_time(), time.perf_counter()
+    if mode == "before":
+        from corpus_reference import reference_blocks
+        blocks, _, _ = reference_blocks(cfg)
+        t_tok = None
+        n_tokens = int(blocks.size)
+    else:
+        from xlt_helpers.corpus import build_pretraining_data, pretraining_tokenizer
+        pretraining_tokenizer([cfg.data.language], cfg)
+        t_tok = time.perf_counter() - t0
+        _, data = build_pretraining_data(cfg, workers=workers)
+        n_tokens = data.n_tokens
+    total = time.perf_counter() - t0
+    own = time.process_time() - own0 + _children_cpu()
+    busy1 = machine_busy_seconds()
+    others = None if busy0 is None else max(0.0, (busy1 - busy0 - own) / total)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"mode": mode, "seconds": total, "tokenizer_s": t_tok, "block_tokens": n_tokens,
+            "peak_rss_mib": rss, "worker_peak_rss_mib": workers_rss,
+            "disk_mib": du(Path(os.environ["XLT_CACHE_DIR"])) / (1 << 20), "others_cores": others}
+
+
+def _children_cpu() -> float:
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_utime + u.ru_stime
+
+
+def run_child(mode: str, data: Path, cache: Path, workers: int | None) -> dict:
+    env = {**os.environ, "XLT_DATA_DIR": str(data), "XLT_CACHE_DIR": str(cache)}
+    cmd = [sys.executable, __file__, "--child", mode] + (["--workers", str(workers)] if workers else [])
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{mode} run failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mb", type=float, default=256, help="size of the big corpus in MB (after only)")
+    ap.add_argument("--before-mb", type=float, nargs="*", default=[16, 32],
+                    help="sizes at which the previous code path is measured")
+    ap.add_argument("--workers", type=int, default=None, help="encoding processes (default: by corpus size)")
+    ap.add_argument("--json", help="save every figure here")
+    ap.add_argument("--child", choices=["before", "after"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.workers)))
+        return
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
+    header = (f"{'run':<8}{'corpus MB':>10}{'lines':>10}{'block tokens':>14}{'tokenizer s':>12}{'prep s':>9}{'total s':>9}"
+              f"{'tok/s (prep)':>14}{'peak RSS MiB':>14}{'workers MiB':>12}{'disk MiB':>10}{'others':>8}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_data_") as tmp:
+        for mb in sorted(set(args.before_mb + [args.mb])):
+            root = Path(tmp) / f"mb{mb:g}"
+            data, n_lines = make_data_dir(root, mb)
+            for mode in ("before", "after"):
+                if mode == "before" and mb not in args.before_mb:
+                    continue
+                cache = root / f"cache_{mode}"
+                r = run_child(mode, data, cache, args.workers)
+                prep = r["seconds"] - (r["tokenizer_s"] or 0.0)
+                r.update(mb=mb, lines=n_lines, prep_s=prep, tokens_per_s=r["block_tokens"] / prep)
+                rows.append(r)
+                print(header if len(rows) == 1 else "", end="\n" if len(rows) == 1 else "")
+                _print(r)
+            import shutil
+            shutil.rmtree(root, ignore_errors=True)
+    before = [r for r in rows if r["mode"] == "before"]
+    after_big = [r for r in rows if r["mode"] == "after" and r["mb"] == args.mb]
+    if before and after_big:
+        b, a = max(before, key=lambda r: r["mb"]), after_big[0]
+        k = a["block_tokens"] / b["block_tokens"]
+        print(f"\nbefore, extrapolated linearly from {b['mb']:g} MB to {a['mb']:g} MB ({k:.1f}x the tokens): "
+              f"{b['seconds'] * k:,.0f} s with tokenizer training, peak RSS {b['peak_rss_mib'] * k:,.0f} MiB "
+              f"({b['peak_rss_mib'] * (1 << 20) / b['block_tokens']:.0f} bytes per block token)")
+        print(f"after, measured at {a['mb']:g} MB: {a['seconds']:,.0f} s with tokenizer training "
+              f"({a['tokenizer_s']:,.0f} s of it), peak RSS {a['peak_rss_mib']:,.0f} MiB (+ workers "
+              f"{a['worker_peak_rss_mib']:,.0f} MiB each), {a['tokens_per_s']:,.0f} tokens/s without the tokenizer")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+def _print(r: dict) -> None:
+    tok = "-" if r["tokenizer_s"] is None else f"{r['tokenizer_s']:.1f}"
+    others = "-" if r["others_cores"] is None else f"{r['others_cores']:.2f}"
+    print(f"{r['mode']:<8}{r['mb']:>10g}{r['lines']:>10,}{r['block_tokens']:>14,}{tok:>12}{r['prep_s']:>9.1f}{r['seconds']:>9.1f}"
+          f"{r['tokens_per_s']:>14,.0f}{r['peak_rss_mib']:>14,.0f}{r['worker_peak_rss_mib']:>12,.0f}"
+          f"{r['disk_mib']:>10,.1f}{others:>8}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
