@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from xlt_helpers import corpus
 from xlt_helpers import token_store as TS
 from xlt_helpers.corpus import build_pretraining_data, pack
 from xlt_helpers.data import load_pretraining_corpus
@@ -71,12 +72,15 @@ def test_token_store_equals_encode_words_batch_in_one_or_two_processes():
     assert sentences == load_pretraining_corpus("hi", max_sentences=4000)
     tok = load_or_train_tokenizer(["hi"], [text], 400)
     ref = encode_words_batch(tok, [split_words(s) for s in sentences])
-    for workers, chunk in ((1, TS.CHUNK_BYTES), (1, 20_000), (2, 50_000)):
+    for workers, chunk in ((1, None), (1, 20_000), (2, 50_000)):
         got = list(TS.encode_corpus(tok, text, workers=workers, chunk_bytes=chunk))
-        assert len(got) > 1 or chunk == TS.CHUNK_BYTES
+        assert len(got) > 1 or chunk is None
         lengths = np.concatenate([g[1] for g in got])
         assert lengths.tolist() == [len(r[0]) for r in ref], (workers, chunk)
         assert np.concatenate([g[0] for g in got]).tolist() == [t for r in ref for t in r[0]]
+    joined = [" ".join(_old_split_words(s)) for s in sentences]
+    assert list(TS.training_text(text, workers=2, chunk_bytes=50_000)) == joined
+    assert list(TS.training_text(TS.CorpusText("hi", max_sentences=1234), workers=2, chunk_bytes=50_000)) == joined[:1234]
     store = TS.token_store(tok, text, workers=1)
     assert store.n_sentences == len(sentences)
     flat, lengths = zip(*store.chunks(10, 3000, sentences=512))
@@ -131,7 +135,9 @@ def test_streamed_blocks_equal_with_several_chunks_and_workers(monkeypatch):
     cfg = resolve("test", {"data.transformation": "translit+perm", "data.pretrain_sentences": 3000,
                            "data.corpus_setting": "nonparallel", "pretrain.seq_len": 64})
     monkeypatch.setattr(TS, "CHUNK_BYTES", 30_000)
+    monkeypatch.setattr(corpus, "default_workers", lambda text: 2)  # the tokenizer's training text in 2 processes
     _, data = build_pretraining_data(cfg, workers=2)
+    assert len(list(TS.CorpusText("en", max_sentences=3000).chunks())) > 5
     blocks, langs, overlap = _reference(cfg)
     assert np.array_equal(data.blocks, blocks) and np.array_equal(data.langs, langs) and data.overlap == overlap
 

@@ -16,7 +16,7 @@ from tokenizers import Tokenizer
 from .config import cache_dir
 from .fingerprint import code_fingerprint, fingerprint
 from .run_config import DataConfig, RunConfig
-from .token_store import FORMAT, CorpusText, TokenStore, token_store, tokenizer_key
+from .token_store import FORMAT, CorpusText, TokenStore, default_workers, token_store, tokenizer_key, training_text
 from .tokenizer import batched, encode_words_batch, load_or_train_tokenizer, split_words, vocab_size_of
 from .transformations import N_SPECIAL, DerivedLanguage
 from .trees import tree_parser
@@ -125,7 +125,8 @@ SENTENCES_PER_CHUNK = 20_000  # word- and tree-level derivation (Syntax) works o
 def pretraining_tokenizer(languages: Sequence[str], cfg: RunConfig) -> tuple[Tokenizer, list[CorpusText]]:
     """The (cached) tokenizer for ``languages`` under ``cfg``, and the corpora it was trained on (streamed)."""
     corpora = [CorpusText(lang, max_sentences=cfg.data.pretrain_sentences) for lang in languages]
-    return load_or_train_tokenizer(languages, corpora, cfg.model.vocab_size), corpora
+    text = lambda: (j for c in corpora for j in training_text(c, default_workers(c)))  # noqa: E731
+    return load_or_train_tokenizer(languages, corpora, cfg.model.vocab_size, text), corpora
 
 
 def build_pretraining_data(cfg: RunConfig, workers: int | None = None) -> tuple[Tokenizer, PretrainingData]:

@@ -19,7 +19,7 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -28,7 +28,7 @@ from .config import cache_dir, data_dir
 from .data import TEXT_NORMALIZATION, language_spec, load_pretraining_corpus, normalize_text
 from .errors import DataFormatError
 from .fingerprint import files_fingerprint, fingerprint
-from .tokenizer import split_lines
+from .tokenizer import joined_words, split_lines
 from .transformations import UNK
 
 FORMAT = 1                    # bump when the files' layout or content changes
@@ -80,8 +80,9 @@ class CorpusText:
         """Changes with the files (name, size, mtime), the sentence limit and the text normalisation."""
         return files_fingerprint(self.paths, [self.language, self.domain, self.max_sentences, TEXT_NORMALIZATION])
 
-    def raw_chunks(self, size: int = CHUNK_BYTES) -> Iterator[RawChunk]:
-        """Whole lines of the files in order, about ``size`` bytes at a time."""
+    def raw_chunks(self, size: int | None = None) -> Iterator[RawChunk]:
+        """Whole lines of the files in order, about ``size`` bytes at a time (None: ``CHUNK_BYTES``)."""
+        size = size or CHUNK_BYTES
         for path in self.paths:
             if not path.is_file():
                 load_pretraining_corpus(self.language, self.domain)  # raises the loaders' missing-file error
@@ -94,13 +95,13 @@ class CorpusText:
                     yield RawChunk(str(path), line, data)
                     line += len(lines)
 
-    def chunks(self, size: int = CHUNK_BYTES) -> Iterator[list[str]]:
+    def chunks(self, size: int | None = None) -> Iterator[list[str]]:
         """The sentences, one list per chunk of the files, stopping at ``max_sentences``."""
         left = self.max_sentences
         for raw in self.raw_chunks(size):
             if left == 0:
                 return
-            sentences = decode_sentences(raw, left if left is not None else 1 << 62)
+            sentences = decode_sentences(raw, _budget(left))
             if left is not None:
                 left -= len(sentences)
             if sentences:
@@ -155,14 +156,19 @@ class WordEncoder:
 _WORKER: WordEncoder | None = None
 
 
-def _start_worker(tokenizer_json: str) -> None:
+def _start_worker(tokenizer_json: str | None) -> None:
     global _WORKER
-    _WORKER = WordEncoder(Tokenizer.from_str(tokenizer_json))
+    _WORKER = None if tokenizer_json is None else WordEncoder(Tokenizer.from_str(tokenizer_json))
 
 
 def _encode_in_worker(chunk: RawChunk) -> tuple[np.ndarray, np.ndarray] | None:
     sentences = decode_sentences(chunk)
     return None if sentences is None else _WORKER.encode(sentences)  # type: ignore[union-attr]
+
+
+def _join_in_worker(chunk: RawChunk) -> list[str] | None:
+    sentences = decode_sentences(chunk)
+    return None if sentences is None else joined_words(sentences)
 
 
 def default_workers(text: CorpusText) -> int:
@@ -173,8 +179,33 @@ def default_workers(text: CorpusText) -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+def _in_workers(text: CorpusText, workers: int, chunk_bytes: int | None, job: Callable, tokenizer_json: str | None,
+                ) -> Iterator[tuple[RawChunk, Any]]:
+    """``(chunk, job(chunk))`` for the raw chunks of ``text`` in order, computed by ``workers`` processes
+    (a few chunks ahead, so memory stays bounded)."""
+    ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold torch's threads
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker, initargs=(tokenizer_json,)) as pool:
+        pending: deque = deque()
+        try:
+            for raw in text.raw_chunks(chunk_bytes):
+                pending.append((raw, pool.submit(job, raw)))
+                if len(pending) > 2 * workers:
+                    r, fut = pending.popleft()
+                    yield r, fut.result()
+            while pending:
+                r, fut = pending.popleft()
+                yield r, fut.result()
+        finally:
+            for _, fut in pending:
+                fut.cancel()
+
+
+def _budget(left: int | None) -> int:
+    return left if left is not None else 1 << 62
+
+
 def encode_corpus(tok: Tokenizer, text: CorpusText, workers: int = 1,
-                  chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                  chunk_bytes: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(tokens, lengths)`` chunk by chunk, in corpus order; ``workers`` > 1 encodes in that many processes
     (the same numbers: each chunk is encoded independently)."""
     if workers <= 1:
@@ -183,37 +214,38 @@ def encode_corpus(tok: Tokenizer, text: CorpusText, workers: int = 1,
             yield enc.encode(sentences)
         return
     left = text.max_sentences
-    ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold torch's threads
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker, initargs=(tok.to_str(),)) as pool:
-        pending: deque = deque()
-        raws = text.raw_chunks(chunk_bytes)
+    for raw, out in _in_workers(text, workers, chunk_bytes, _encode_in_worker, tok.to_str()):
+        if left == 0:
+            return
+        if out is None:  # a bad byte: decide here, where the sentence budget is known
+            out = WordEncoder(tok).encode(decode_sentences(raw, _budget(left)))
+        tokens, lengths = out
+        if left is not None:
+            if len(lengths) > left:
+                lengths = lengths[:left]
+                tokens = tokens[:int(lengths.sum())]
+            left -= len(lengths)
+        if len(lengths):
+            yield tokens, lengths
 
-        def results() -> Iterator[tuple[RawChunk, tuple[np.ndarray, np.ndarray] | None]]:
-            for raw in raws:
-                pending.append((raw, pool.submit(_encode_in_worker, raw)))
-                if len(pending) > 2 * workers:
-                    r, fut = pending.popleft()
-                    yield r, fut.result()
-            while pending:
-                r, fut = pending.popleft()
-                yield r, fut.result()
 
-        for raw, out in results():
-            if left == 0:
-                break
-            if out is None:  # a bad byte: decide here, where the sentence budget is known
-                sentences = decode_sentences(raw, left if left is not None else 1 << 62)
-                out = WordEncoder(tok).encode(sentences)
-            tokens, lengths = out
-            if left is not None:
-                if len(lengths) > left:
-                    lengths = lengths[:left]
-                    tokens = tokens[:int(lengths.sum())]
-                left -= len(lengths)
-            if len(lengths):
-                yield tokens, lengths
-        for _, fut in pending:
-            fut.cancel()
+def training_text(text: CorpusText, workers: int = 1, chunk_bytes: int | None = None) -> Iterator[str]:
+    """The tokenizer's training text of ``text`` (``tokenizer.joined_words`` of every sentence), in order;
+    ``workers`` > 1 splits the chunks in that many processes."""
+    if workers <= 1:
+        for sentences in text.chunks(chunk_bytes):
+            yield from joined_words(sentences)
+        return
+    left = text.max_sentences
+    for raw, out in _in_workers(text, workers, chunk_bytes, _join_in_worker, None):
+        if left == 0:
+            return
+        if out is None:
+            out = joined_words(decode_sentences(raw, _budget(left)))
+        if left is not None:
+            out = out[:left]
+            left -= len(out)
+        yield from out
 
 
 class TokenStore:

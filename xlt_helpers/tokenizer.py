@@ -9,7 +9,7 @@ import sys
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -88,16 +88,21 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int) -> Tokenizer:
     return tok
 
 
-def load_or_train_tokenizer(languages: Sequence[str], corpora: Sequence[Iterable[str]], vocab_size: int) -> Tokenizer:
+def load_or_train_tokenizer(languages: Sequence[str], corpora: Sequence[Iterable[str]], vocab_size: int,
+                            training_text: Callable[[], Iterable[str]] | None = None) -> Tokenizer:
     """The cached tokenizer for these languages and size; trained on ``corpora`` (one per language) if absent.
 
     Pair tokenizers (natural language pairs) are trained on the concatenation of both corpora. Each corpus
     is read twice (key, then training), so it may be any re-iterable, e.g. a corpus streamed from disk.
+    ``training_text``: the same text as ``joined_words`` of the corpora, made faster elsewhere (in parallel).
     """
     path = tokenizer_path(languages, vocab_size, corpora)
     if path.exists():
         return Tokenizer.from_file(str(path))
-    text = (j for c in corpora for b in batched(c, 10_000) for j in joined_words(b))
+    if training_text is None:
+        text: Iterable[str] = (j for c in corpora for b in batched(c, 10_000) for j in joined_words(b))
+    else:
+        text = training_text()
     tok = train_tokenizer(text, vocab_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
