@@ -296,7 +296,7 @@ def pooled_regression(models: pd.DataFrame, predictor: str = "alignment_at_1") -
     import statsmodels.formula.api as smf
 
     g = models.dropna(subset=[predictor, "delta_sup"])
-    if len(g) < 4 or g[predictor].nunique() < 2:
+    if g[predictor].nunique() < 3:  # fewer than 3 distinct models: no slope worth fitting
         return pd.DataFrame()
     formula = f"delta_sup ~ {predictor}" + (" + C(task)" if g.task.nunique() > 1 else "")
     fit = smf.ols(formula, data=g).fit()
