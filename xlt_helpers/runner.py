@@ -692,19 +692,20 @@ def aggregate(grid: Grid, steps: list[Step], log=print, skips: list[Skip] | None
     (``analysis.summarize``), then render the aggregate notebook to HTML."""
     import pandas as pd
 
-    from .analysis import collect, run_intervals, run_samples, summarize
+    from .analysis import RESULT_COLUMNS, TIMING_METRICS, collect, run_intervals, run_samples, summarize
 
     report_dir = runs_dir() / "reports" / grid.name
     report_dir.mkdir(parents=True, exist_ok=True)
     rows, failures, intervals, samples = [], [], [], []
     for s in steps:
         step_rows, step_failures = collect([s.out_dir])
-        rows += [{**r, "corpus_setting": s.cfg.data.corpus_setting, "step": s.name} for r in step_rows]
+        rows += [{**r, "corpus_setting": s.cfg.data.corpus_setting, "step": s.name} for r in step_rows
+                 if r["metric"] not in TIMING_METRICS]
         step_samples = run_samples(s.out_dir)
         intervals += [{**r, "step": s.name} for r in run_intervals(step_samples)]
         samples += step_samples
         failures += step_failures
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     for name, table in (("results.csv", df), ("configs.csv", pd.DataFrame(config_rows(steps))),
                         ("intervals.csv", pd.DataFrame(intervals)), ("summary.csv", summarize(samples))):
         tmp = report_dir / f".{name}.tmp"
