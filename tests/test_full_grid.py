@@ -13,6 +13,7 @@ import pytest
 
 from xlt_helpers import runner
 from xlt_helpers.config import REPO_ROOT, runs_dir
+from xlt_helpers.run_config import ConfigError
 
 GRIDS = REPO_ROOT / "papermill_runs" / "grids"
 FULL_TEST = GRIDS / "full_test.yaml"
@@ -170,3 +171,23 @@ def test_default_grid_is_the_seed_zero_slice_of_the_study(tmp_path, monkeypatch)
     assert len(default.finetune_seeds) >= 3 and len(study.seeds) == len(study.finetune_seeds) == 3
     assert "syntax:hi" in study.transformations and set(default.transformations) < set(study.transformations)
     assert {s.out_dir for s in runner.plan(default)[0]} < {s.out_dir for s in runner.plan(study)[0]}
+
+
+def test_corpus_grid_is_the_three_corpus_setting_grids_in_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    steps = {s.out_dir for s in runner.plan(runner.load_grid(GRIDS / "corpus.yaml"))[0]}
+    parts = [{s.out_dir for s in runner.plan(runner.load_grid(GRIDS / f"corpus_{c}.yaml"))[0]}
+             for c in ("parallel", "nonparallel", "other_domain")]
+    assert steps == set().union(*parts) and len(steps) == 4 + 3 * 5  # mono + its 3 fine-tunes; 3 x (model, 3 tasks, alignment)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("corpus_settings: [parallel]\noverrides: {data.corpus_setting: nonparallel}\n", "set both by `corpus_settings`"),
+    ("corpus_settings: [nonparalel]\n", "nonparalel"),
+    ("corpus_settings: []\n", "must not be empty"),
+])
+def test_bad_corpus_settings_are_refused(tmp_path, text, message):
+    path = tmp_path / "g.yaml"
+    path.write_text("scale: test\nlanguages: [en]\ntransformations: [translit]\ntasks: [pos]\n" + text)
+    with pytest.raises(ConfigError, match=message):
+        runner.load_grid(path)

@@ -15,7 +15,8 @@ retrieval between a natural pair without parallel sentences) are not steps: ``pl
 
 Grid keys: ``languages`` x ``transformations`` x ``tasks`` (synthetic derived languages), ``pairs``
 (natural language pairs ``"en-fr"``: pretrain on both, fine-tune on the first, test on the second),
-``seeds`` (pretraining), ``finetune_seeds`` (fine-tuning only, each reusing the pretrained models;
+``seeds`` (pretraining), ``corpus_settings`` (one model per derived-corpus setting), ``finetune_seeds``
+(fine-tuning only, each reusing the pretrained models;
 default: the pretraining seed), ``scale`` (a preset of run_config.PRESETS), ``overrides`` (any config field
 by its dotted name, e.g. ``pretrain.steps: 500``), ``alignment``, ``description``.
 """
@@ -51,9 +52,11 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 # The kernel logs only errors: ipykernel's per-start warning about unencrypted local TCP would otherwise
 # fill the grid log once per step. Cell errors still reach the executed notebook and error.json.
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
-GRID_KEYS = {"name", "scale", "seeds", "finetune_seeds", "languages", "transformations", "tasks", "overrides",
+GRID_KEYS = {"name", "scale", "seeds", "finetune_seeds", "corpus_settings", "languages", "transformations", "tasks",
+             "overrides",
              "alignment", "description", "pairs"}
-LIST_KEYS = {"seeds": int, "finetune_seeds": int, "languages": str, "transformations": str, "tasks": str, "pairs": str}
+LIST_KEYS = {"seeds": int, "finetune_seeds": int, "corpus_settings": str, "languages": str, "transformations": str,
+             "tasks": str, "pairs": str}
 
 
 @dataclass
@@ -65,6 +68,7 @@ class Grid:
     tasks: list[str]
     seeds: list[int] = field(default_factory=lambda: [0])
     finetune_seeds: list[int] | None = None         # None: each model fine-tuned with its pretraining seed
+    corpus_settings: list[str] | None = None        # None: data.corpus_setting from the preset and overrides
     overrides: dict = field(default_factory=dict)   # dotted config fields -> values
     alignment: bool = True
     description: str = ""
@@ -72,11 +76,14 @@ class Grid:
     path: str = "grid"                              # the file it came from (for messages)
 
     def config(self, language: str, seed: int, transformation: str | None = None,
-               second_language: str | None = None, finetune_seed: int | None = None) -> RunConfig:
-        """The resolved config of one model of the grid (``finetune_seed`` None: the pretraining seed)."""
+               second_language: str | None = None, finetune_seed: int | None = None,
+               corpus_setting: str | None = None) -> RunConfig:
+        """The resolved config of one model of the grid (``finetune_seed`` None: the pretraining seed;
+        ``corpus_setting`` None: the one of the preset and overrides)."""
+        corpus = {"data.corpus_setting": corpus_setting} if corpus_setting else {}
         return resolve(self.scale, {**self.overrides, "data.language": language, "data.transformation": transformation,
                                     "data.second_language": second_language, "pretrain.seed": seed,
-                                    "finetune.seed": finetune_seed}, where=f"{self.path}: overrides")
+                                    "finetune.seed": finetune_seed, **corpus}, where=f"{self.path}: overrides")
 
 
 def load_grid(path: str | Path) -> Grid:
@@ -105,11 +112,14 @@ def load_grid(path: str | Path) -> Grid:
         value = raw.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
             raise ConfigError(f"{path}: {key} must be a list of {kind.__name__}s, found {value!r}")
-    for key in ("seeds", "finetune_seeds"):
+    for key in ("seeds", "finetune_seeds", "corpus_settings"):
         if key in raw and not raw[key]:
             raise ConfigError(f"{path}: {key} must not be empty (leave the key out for the default)")
     raw.setdefault("name", path.stem)
     overrides = flatten_overrides(raw.pop("overrides", None) or {}, f"{path}: overrides")
+    if raw.get("corpus_settings") and "data.corpus_setting" in overrides:
+        raise ConfigError(f"{path}: data.corpus_setting is set both by `corpus_settings` and in `overrides`: "
+                          "expected one of the two")
     for name in overrides:
         if name in GRID_SET:
             raise ConfigError(f"{path}: overrides: {name} is set by the grid's `{GRID_SET[name]}` key, not here")
@@ -141,7 +151,11 @@ def load_grid(path: str | Path) -> Grid:
                               "expected one to pretrain its models on")
     first = grid.languages[0] if grid.languages else parse_pair(grid.pairs[0], path)[0] if grid.pairs else None
     if first is not None:  # the overrides, checked now; plan() resolves every model's config
-        grid.config(first, grid.seeds[0], grid.transformations[0] if grid.transformations else None)
+        for corpus in grid.corpus_settings or []:
+            resolve(grid.scale, {"data.corpus_setting": corpus}, where=f"{path}: corpus_settings")
+        for corpus in grid.corpus_settings or [None]:
+            grid.config(first, grid.seeds[0], grid.transformations[0] if grid.transformations else None,
+                        corpus_setting=corpus)
     return grid
 
 
@@ -387,8 +401,9 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
             if reason:
                 skip(f"{lang} x {task} (every transformation)", reason)
         for seed in grid.seeds:
-            for tr, ft_seed in itertools.product(grid.transformations, grid.finetune_seeds or [None]):
-                cfg = grid.config(lang, seed, tr, finetune_seed=ft_seed)
+            for tr, corpus, ft_seed in itertools.product(grid.transformations, grid.corpus_settings or [None],
+                                                         grid.finetune_seeds or [None]):
+                cfg = grid.config(lang, seed, tr, finetune_seed=ft_seed, corpus_setting=corpus)
                 mono, mono_tasks = mono_steps(cfg)
                 pre = add("pretrain", "01_pretrain.ipynb", cfg)
                 for task in grid.tasks:
