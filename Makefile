@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 GRID   ?= papermill_runs/grids/default.yaml
 PYTEST ?= -q
 
-.PHONY: setup report test bench bench-data lab clean-runs
+.PHONY: setup report test bench bench-data gpu-check lab clean-runs
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ bench: setup
 ## Pretraining-corpus preparation, before and after streaming, on a corpus far larger than the staged one
 bench-data: setup
 	$(PY) benchmarks/bench_data.py
+
+## A few hundred pretraining steps of each GPU scale on one CUDA GPU (refuses without one)
+gpu-check: setup
+	$(PY) benchmarks/gpu_check.py
 
 ## JupyterLab on notebooks/ with the project's kernel (python3 of the virtual environment)
 lab: setup

@@ -107,12 +107,15 @@ def child(mode: str, workers: int | None) -> dict:
         blocks, _, _ = corpus_reference.reference_blocks(cfg)
         t_tok = spent[0]
         n_tokens = int(blocks.size)
+        n_workers = 1
     else:
         from xlt_helpers.corpus import build_pretraining_data, pretraining_tokenizer
         pretraining_tokenizer([cfg.data.language], cfg)
         t_tok = time.perf_counter() - t0
         _, data = build_pretraining_data(cfg, workers=workers)
         n_tokens = data.n_tokens
+        from xlt_helpers.token_store import CorpusText, default_workers
+        n_workers = workers or default_workers(CorpusText(cfg.data.language))
     total = time.perf_counter() - t0
     own = time.process_time() - own0 + _children_cpu()
     busy1 = machine_busy_seconds()
@@ -120,7 +123,7 @@ def child(mode: str, workers: int | None) -> dict:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"mode": mode, "seconds": total, "tokenizer_s": t_tok, "block_tokens": n_tokens,
-            "peak_rss_mib": rss, "worker_peak_rss_mib": workers_rss,
+            "peak_rss_mib": rss, "worker_peak_rss_mib": workers_rss, "workers": n_workers,
             "disk_mib": du(Path(os.environ["XLT_CACHE_DIR"])) / (1 << 20), "others_cores": others}
 
 
@@ -145,10 +148,17 @@ def main() -> None:
                     help="sizes at which the previous code path is measured")
     ap.add_argument("--workers", type=int, default=None, help="encoding processes (default: by corpus size)")
     ap.add_argument("--json", help="save every figure here")
+    ap.add_argument("--summary", nargs="+", metavar="JSON", help="only print the summary of saved runs")
     ap.add_argument("--child", choices=["before", "after"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.workers)))
+        return
+    if args.summary:
+        rows = [r for f in args.summary for r in json.loads(Path(f).read_text())]
+        for r in rows:
+            _print(r)
+        summary(rows, max(r["mb"] for r in rows))
         return
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} CPUs")
     header = (f"{'run':<8}{'corpus MB':>10}{'lines':>10}{'block tokens':>14}{'tokenizer s':>12}{'prep s':>9}{'total s':>9}"
@@ -170,8 +180,15 @@ def main() -> None:
                 _print(r)
             import shutil
             shutil.rmtree(root, ignore_errors=True)
+    summary(rows, args.mb)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+
+
+def summary(rows: list[dict], mb: float) -> None:
+    """The old path extrapolated to the big corpus, beside the new path measured there."""
     before = [r for r in rows if r["mode"] == "before"]
-    after_big = [r for r in rows if r["mode"] == "after" and r["mb"] == args.mb]
+    after_big = [r for r in rows if r["mode"] == "after" and r["mb"] == mb]
     if before and after_big:
         a = after_big[0]
         secs, rss, basis = extrapolate(before, a["block_tokens"])
@@ -180,22 +197,28 @@ def main() -> None:
         print(f"after, measured at {a['mb']:g} MB: {a['seconds']:,.0f} s with tokenizer training "
               f"({a['tokenizer_s']:,.0f} s of it), peak RSS {a['peak_rss_mib']:,.0f} MiB (+ workers "
               f"{a['worker_peak_rss_mib']:,.0f} MiB each), {a['tokens_per_s']:,.0f} tokens/s without the tokenizer")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        n_workers = a.get("workers", 2) if a["worker_peak_rss_mib"] else 0
+        total = a["peak_rss_mib"] + n_workers * a["worker_peak_rss_mib"]
+        print(f"targets: peak RSS under 2 GB (main + {n_workers} workers: {total:,.0f} MiB): "
+              f"{'met' if total < 2048 else 'NOT met'}; at least 1M tokens/s: "
+              f"{'met' if a['tokens_per_s'] >= 1e6 else 'NOT met'} without tokenizer training, "
+              f"{'met' if a['block_tokens'] / a['seconds'] >= 1e6 else 'NOT met'} with it "
+              f"({a['block_tokens'] / a['seconds']:,.0f} tokens/s)")
 
 
 def extrapolate(before: list[dict], tokens: int) -> tuple[float, float, str]:
-    """Time and peak RSS of the old path at ``tokens``: the line through its two largest measured sizes
-    (through the origin if only one was measured)."""
+    """Time and peak RSS of the old path at ``tokens``: time at the throughput of its largest measured size;
+    RSS on the line through its two largest sizes (through the origin if only one was measured)."""
     pts = sorted(before, key=lambda r: r["block_tokens"])[-2:]
+    big = pts[-1]
+    secs = big["seconds"] * tokens / big["block_tokens"]
     if len(pts) == 1:
-        k = tokens / pts[0]["block_tokens"]
-        return pts[0]["seconds"] * k, pts[0]["peak_rss_mib"] * k, f"in proportion to {pts[0]['mb']:g} MB"
-    (r0, r1), dt = pts, pts[1]["block_tokens"] - pts[0]["block_tokens"]
-    line = [r0[f] + (r1[f] - r0[f]) * (tokens - r0["block_tokens"]) / dt for f in ("seconds", "peak_rss_mib")]
-    per_token = (r1["peak_rss_mib"] - r0["peak_rss_mib"]) * (1 << 20) / dt
-    return line[0], line[1], (f"on the line through {r0['mb']:g} and {r1['mb']:g} MB "
-                              f"({per_token:.0f} bytes of RSS per block token)")
+        return secs, big["peak_rss_mib"] * tokens / big["block_tokens"], f"in proportion to {big['mb']:g} MB"
+    r0, dt = pts[0], big["block_tokens"] - pts[0]["block_tokens"]
+    per_token = (big["peak_rss_mib"] - r0["peak_rss_mib"]) / dt
+    rss = big["peak_rss_mib"] + per_token * (tokens - big["block_tokens"])
+    return secs, rss, (f"(time at the {big['mb']:g} MB throughput; RSS on the line through {r0['mb']:g} and "
+                       f"{big['mb']:g} MB, {per_token * (1 << 20):.0f} bytes per block token)")
 
 
 def _print(r: dict) -> None:

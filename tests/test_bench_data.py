@@ -20,4 +20,4 @@ def test_bench_data_runs_on_a_tiny_corpus(tmp_path):
         assert b["block_tokens"] == after[b["mb"]]["block_tokens"] > 0
     assert after[1]["block_tokens"] > 1.8 * after[0.5]["block_tokens"]       # the corpus was really grown
     assert all(r["peak_rss_mib"] > 0 and r["tokens_per_s"] > 0 for r in rows)
-    assert "EXTRAPOLATED" in run.stdout and "on the line through 0.25 and 0.5 MB" in run.stdout
+    assert "EXTRAPOLATED" in run.stdout and "RSS on the line through 0.25 and 0.5 MB" in run.stdout

@@ -176,7 +176,16 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "pretrain": dict(steps=6000, batch_size=32, seq_len=128, lr=5e-3, warmup=300, checkpoint_every=500),
         "finetune": dict(train_examples=3000, test_examples=1000, epochs=3.0, batch_size=32, lr=2e-3, max_len=128),
     },
-    # Deshpande et al. (2022): 8 layers, hidden 512, 8 heads, FFN 2048, sequence 512, batch 128, 500k steps
+    # one GPU, about an hour: the paper's model (8 layers, hidden 512, 66.8M parameters with the twin
+    # vocabulary) on shorter blocks for a tenth of its steps. Expected (estimates, not yet measured on a GPU:
+    # `make gpu-check`): 1.64B tokens (50k steps x 256 x 128), 159 MFLOP a token, ~10 GB of GPU memory;
+    # ~56 min on an A100, ~18 min on an H100 at 25% bf16 MFU
+    "gpu_small": {
+        "pretrain": dict(steps=50_000, batch_size=256, seq_len=128, warmup=1_000),
+    },
+    # Deshpande et al. (2022): 8 layers, hidden 512, 8 heads, FFN 2048, sequence 512, batch 128, 500k steps.
+    # Expected (estimates, not yet measured on a GPU): 32.8B tokens, 178 MFLOP a token, ~20 GB of GPU memory;
+    # ~21 h on one A100, ~6.6 h on one H100 at 25% bf16 MFU (divide by N under torchrun --nproc_per_node=N)
     "paper": {},
 }
 
