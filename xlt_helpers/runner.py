@@ -115,6 +115,12 @@ def load_grid(path: str | Path) -> Grid:
     for key in ("seeds", "finetune_seeds", "corpus_settings"):
         if key in raw and not raw[key]:
             raise ConfigError(f"{path}: {key} must not be empty (leave the key out for the default)")
+    for key in ("seeds", "finetune_seeds"):
+        if any(v < 0 for v in raw.get(key, [])):
+            raise ConfigError(f"{path}: {key} must be non-negative integers, found {raw[key]!r}")
+    for key, kind in (("alignment", bool), ("name", str), ("description", str), ("scale", str)):
+        if key in raw and not isinstance(raw[key], kind):
+            raise ConfigError(f"{path}: {key} must be a {kind.__name__}, found {raw[key]!r}")
     raw.setdefault("name", path.stem)
     overrides = flatten_overrides(raw.pop("overrides", None) or {}, f"{path}: overrides")
     if raw.get("corpus_settings") and "data.corpus_setting" in overrides:
@@ -166,9 +172,15 @@ def check_transformation(spec: str, where: str | Path = "grid") -> None:
 
     from .syntax.treebanks import treebank_files
 
+    from .transformations import DerivedLanguage
+
     if any(not part.strip() for part in spec.split("+")):
         raise ConfigError(f"{where}: transformations: {spec!r} has an empty step: expected steps joined by '+', "
                           "e.g. 'translit+inv'")
+    try:
+        DerivedLanguage(spec, 400)  # the steps' own arguments (translit0.5, syntax:fr@N~hi@V)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: transformations: {spec!r}: {exc}") from None
     for part in spec.split("+"):
         name, _, target = part.strip().partition(":")
         if name != "syntax" or not target:
