@@ -32,17 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (``/proc/stat``), or None elsewhere."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+from machine_load import busy_cpu_seconds  # noqa: E402
 
 
 def make_data_dir(root: Path, mb: float, seed: int = 0) -> tuple[Path, int]:
@@ -92,7 +82,7 @@ def child(mode: str, workers: int | None) -> dict:
     from xlt_helpers.run_config import resolve
 
     cfg = resolve("demo", {"data.transformation": "translit", "data.pretrain_sentences": None})
-    busy0, own0, t0 = machine_busy_seconds(), time.process_time(), time.perf_counter()
+    busy0, own0, t0 = busy_cpu_seconds(), time.process_time(), time.perf_counter()
     if mode == "before":
         import corpus_reference
         spent = []
@@ -118,7 +108,7 @@ def child(mode: str, workers: int | None) -> dict:
         n_workers = workers or default_workers(CorpusText(cfg.data.language))
     total = time.perf_counter() - t0
     own = time.process_time() - own0 + _children_cpu()
-    busy1 = machine_busy_seconds()
+    busy1 = busy_cpu_seconds()
     others = None if busy0 is None else max(0.0, (busy1 - busy0 - own) / total)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -63,6 +63,9 @@ from xlt_helpers.run_config import resolve
 from xlt_helpers.tokenizer import encode_words_batch, load_or_train_tokenizer, split_words
 from xlt_helpers.transformations import BOS, EOS, N_SPECIAL, DerivedLanguage, transliteration_table
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the benchmarks' shared helpers
+from machine_load import busy_cpu_seconds  # noqa: E402
+
 VOCAB = 10_000
 
 
@@ -136,17 +139,6 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, reps: int = 5) -> floa
         sync(device)
         best = min(best, time.perf_counter() - t)
     return 2 * n ** 3 / best / 1e9
-
-
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (Linux ``/proc/stat``), or None elsewhere."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_seconds() -> float:
