@@ -208,8 +208,6 @@ def average_languages(summary: pd.DataFrame) -> pd.DataFrame:
 
 def interval_table(cells: pd.DataFrame, index: list[str], columns: list[str], signed: bool = False) -> pd.DataFrame:
     """A pivot of ``value [ci_low, ci_high]`` strings (rows in grid order)."""
-    from .stats import format_interval
-
     if cells.empty:
         return pd.DataFrame()
     cells = cells.assign(shown=[format_interval(v, lo, hi, signed) for v, lo, hi in
@@ -240,14 +238,12 @@ def seeds_line(cells: pd.DataFrame) -> str:
 def seed_table(rows: pd.DataFrame, index: list[str]) -> pd.DataFrame:
     """Per-model quantities without a test set (pretraining loss, overlap): the mean over pretraining
     seeds with a t interval over them (none for one seed), and n (models)."""
-    from scipy.stats import t as student_t
+    from .stats import t_interval
 
     out = []
     for key, g in rows.groupby(index, sort=False, dropna=False):
         v = g.groupby("seed").value.mean()
-        sem = v.sem() if len(v) > 1 else float("nan")
-        low, high = ((v.mean(), v.mean()) if sem == 0 else student_t.interval(0.95, len(v) - 1, loc=v.mean(), scale=sem)
-                     if len(v) > 1 else (float("nan"), float("nan")))
+        low, high = t_interval(v.mean(), v.sem(), len(v) - 1) if len(v) > 1 else (float("nan"), float("nan"))
         out.append({**dict(zip(index, key)), "mean [95% interval over seeds]": format_interval(v.mean(), low, high),
                     "n_models": len(v)})
     return pd.DataFrame(out).set_index(index) if out else pd.DataFrame()
@@ -409,7 +405,7 @@ def scorecard(cells: pd.DataFrame, correlations: pd.DataFrame | None = None) -> 
             test(1, "Delta_Mono(translit) strongly negative", task, mono, f"< {m['strongly_negative']}", verdict_below,
                  m["strongly_negative"])
     for task in tasks:  # finding 2
-        got = {t: get(t, task) for t in word_order if get(t, task)}
+        got = {t: iv for t in word_order if (iv := get(t, task))}
         for t, iv in got.items():
             test(2, f"Delta_Sup({t}) little to moderate", task, iv, f"> {m['moderate']}", verdict_above, m["moderate"])
         if "perm" in got and "inv" in got:

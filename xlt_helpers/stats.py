@@ -84,7 +84,7 @@ def format_interval(value: float, low: float, high: float, signed: bool = False)
     return f"{f.format(value)} {bounds}"
 
 
-def _t_interval(estimate: float, se: float, df: float) -> tuple[float, float]:
+def t_interval(estimate: float, se: float, df: float) -> tuple[float, float]:
     """estimate ± t(df) x se at CONFIDENCE (the normal quantile when df is inf)."""
     half = float(student_t.ppf((1 + CONFIDENCE) / 2, df)) * se
     return estimate - half, estimate + half
@@ -124,7 +124,7 @@ def combined_interval(runs: Sequence[Sequence[np.ndarray]], statistic: Callable,
                         se_examples, math.inf, n, 1, "bootstrap over test examples")
     k = len(labels)
     se = math.sqrt(se_examples ** 2 + float(np.var(means, ddof=1)) / k)
-    low, high = _t_interval(estimate, se, k - 1)
+    low, high = t_interval(estimate, se, k - 1)
     return Interval(estimate, low, high, se, k - 1, n, k,
                     f"bootstrap over test examples + spread over {k} seeds (t, {k - 1} df)")
 
@@ -180,7 +180,7 @@ def proportion_interval(values: Sequence[float], n: int, units: Sequence | None 
         return Interval(p, float(low), float(high), se_items, math.inf, n, 1, "Wilson interval over items")
     k = len(labels)
     se = math.sqrt(se_items ** 2 + float(np.var(means, ddof=1)) / k)
-    low, high = _t_interval(p, se, k - 1)
+    low, high = t_interval(p, se, k - 1)
     return Interval(p, low, high, se, k - 1, n, k, f"binomial se over items + spread over {k} seeds (t, {k - 1} df)")
 
 
@@ -192,7 +192,7 @@ def combine(intervals: Sequence[Interval], weights: Sequence[float]) -> Interval
     est = float(sum(w * iv.estimate for w, iv in zip(weights, intervals, strict=True)))
     se = math.sqrt(sum((w * iv.se) ** 2 for w, iv in zip(weights, intervals)))
     df = min(iv.df for iv in intervals)
-    low, high = _t_interval(est, se, df) if np.isfinite(se) else (math.nan, math.nan)
+    low, high = t_interval(est, se, df) if np.isfinite(se) else (math.nan, math.nan)
     methods = sorted({iv.method for iv in intervals})
     return Interval(est, low, high, se, df, min(iv.n_examples for iv in intervals),
                     min(iv.n_seeds for iv in intervals), "; ".join(methods) + f"; {len(intervals)} independent parts")
