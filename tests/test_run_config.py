@@ -53,7 +53,7 @@ def test_presets_and_overrides():
     ({"model.dropout": "none"}, "model.dropout must be float"),
     ({"pretrain.batch_size": 0}, "pretrain.batch_size = 0: expected a positive integer"),
     ({"pretrain.grad_accum": 3}, "expected a divisor of pretrain.batch_size"),
-    ({"pretrain.objectives": ["mlm", "align"]}, "'align' is not allowed"),
+    ({"pretrain.objectives": ["mlm", "xlm"]}, "'xlm' is not allowed"),
     ({"pretrain.optimizer": "adam"}, "did you mean 'adamw'"),
     ({"data.language": "xx"}, "'xx' is not a registered language"),
     ({"data.transformation": "flip"}, "unknown transformation 'flip'"),

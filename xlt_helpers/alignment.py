@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .objectives.dictionary import Dictionary, twin_pairs
+
 
 def nearest_neighbours(queries: torch.Tensor, candidates: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
     """Index of the cosine-nearest candidate for every query (chunked so 40k x 40k fits in memory).
@@ -75,14 +77,15 @@ def procrustes(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def alignment_report(embeddings: torch.Tensor, table: np.ndarray, n_special: int, heldout: float = 0.5,
-                     seed: int = 0) -> dict:
+                     seed: int = 0, dictionary: Dictionary | None = None) -> dict:
     """Alignment of a model's input embeddings under the transliteration ``table`` (original id -> derived id).
 
     Returns P@1 without mapping over all transliterated types (the paper's number), and P@1 on a held-out
-    half after an orthogonal Procrustes map fitted on the other half.
+    half after an orthogonal Procrustes map fitted on the other half. With the ``dictionary`` a model was
+    trained with (align, dict_mlm), also P@1 over its training pairs (``alignment_at_1_dict``) and over its
+    held-out pairs (``alignment_at_1_heldout``: tokens never in the dictionary), against the same candidates.
     """
-    ids = np.arange(n_special, len(table))
-    moved = ids[table[ids] != ids]
+    moved = twin_pairs(table, n_special)[:, 0]
     if len(moved) == 0:
         raise ValueError("alignment needs a derived language with Transliteration (no token has a twin)")
     derived_vocab = np.unique(table[n_special:])
@@ -97,16 +100,24 @@ def alignment_report(embeddings: torch.Tensor, table: np.ndarray, n_special: int
     W = procrustes(orig[fit], E[torch.from_numpy(table[moved[fit]])])
     p1_map = alignment_at_1(orig[test] @ W, cands, twin[test])
     chance = 1.0 / len(derived_vocab)
-    return {"alignment_at_1": p1, "alignment_at_1_procrustes": p1_map, "n_pairs": int(len(moved)),
-            "n_candidates": int(len(derived_vocab)), "n_procrustes_test": int(n_test), "chance": chance}
+    report = {"alignment_at_1": p1, "alignment_at_1_procrustes": p1_map, "n_pairs": int(len(moved)),
+              "n_candidates": int(len(derived_vocab)), "n_procrustes_test": int(n_test), "chance": chance}
+    subsets = {} if dictionary is None else {"dict": dictionary.train, "heldout": dictionary.heldout}
+    for name, pairs in subsets.items():
+        if not np.isin(pairs[:, 0], moved).all() or (table[pairs[:, 0]] != pairs[:, 1]).any():
+            raise ValueError(f"the dictionary's {name} pairs are not tokens and their twins under this model's "
+                             "transliteration")
+        rows = torch.from_numpy(np.searchsorted(moved, pairs[:, 0]))
+        report[f"alignment_at_1_{name}"] = alignment_at_1(orig[rows], cands, twin[rows])
+        report[f"n_{name}_pairs"] = int(len(pairs))
+    return report
 
 
 def _twin_rows(table: np.ndarray, n_special: int) -> tuple[torch.Tensor, torch.Tensor]:
-    ids = np.arange(n_special, len(table))
-    moved = ids[table[ids] != ids]
-    if len(moved) == 0:
+    pairs = torch.from_numpy(twin_pairs(table, n_special))
+    if len(pairs) == 0:
         raise ValueError("twin interventions need a derived language with Transliteration (no token has a twin)")
-    return torch.from_numpy(moved), torch.from_numpy(table[moved])
+    return pairs[:, 0], pairs[:, 1]
 
 
 def language_offset(embeddings: torch.Tensor, table: np.ndarray, n_special: int) -> torch.Tensor:

@@ -79,7 +79,8 @@ def varying_config(configs: pd.DataFrame) -> pd.DataFrame:
 
 CELL = ["language", "transformation", "corpus_setting", "task", "setting", "metric"]
 DELTA_SIDES = {"delta_sup": ("BZ", "BS"), "delta_mono": ("MZ", "BZ")}
-ALIGNMENT_N = {"alignment_at_1": "n_pairs", "alignment_at_1_procrustes": "n_procrustes_test"}
+ALIGNMENT_N = {"alignment_at_1": "n_pairs", "alignment_at_1_procrustes": "n_procrustes_test",
+               "alignment_at_1_dict": "n_dict_pairs", "alignment_at_1_heldout": "n_heldout_pairs"}
 
 
 def run_samples(step_dir: str | Path) -> list[dict]:

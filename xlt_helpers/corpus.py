@@ -15,6 +15,7 @@ from tokenizers import Tokenizer
 
 from .config import cache_dir
 from .fingerprint import code_fingerprint, fingerprint
+from .objectives.tlm import TlmPacker
 from .run_config import DataConfig, RunConfig
 from .token_store import FORMAT, CorpusText, TokenStore, default_workers, token_store, tokenizer_key, training_text
 from .tokenizer import batched, encode_words_batch, load_or_train_tokenizer, split_words, vocab_size_of
@@ -33,6 +34,8 @@ class PretrainingData:
     languages: list[DerivedLanguage]  # language 0 is the original
     vocab_size: int             # V, the tokenizer's size; the model has 2V embeddings
     overlap: float              # sub-word overlap of the corpora (|E1 n E2| / |E1 u E2|)
+    tlm_blocks: np.ndarray | None = None  # (M, seq_len) TLM blocks (objectives/tlm.py), with the tlm objective
+    tlm_langs: np.ndarray | None = None   # (M, seq_len) int8: the language of each of their positions
 
     @property
     def n_tokens(self) -> int:
@@ -136,7 +139,8 @@ def build_pretraining_data(cfg: RunConfig, workers: int | None = None) -> tuple[
     derived corpus relates to the original: the same sentences (parallel), a disjoint half
     (nonparallel), or a corpus of another domain (other_domain). ``data.derived_fraction`` keeps only
     that share of the derived corpus (its first sentences), for the derived-corpus-size experiments.
-    The derived vocabulary is drawn with the pretraining seed.
+    The derived vocabulary is drawn with the pretraining seed. With the ``tlm`` objective (a derived
+    language, parallel setting) the TLM blocks of the sentences that have a derived twin come too.
 
     Streamed: each corpus is tokenized once into a cached token store (``token_store``); the derived
     corpus and the blocks are made from it chunk by chunk and written to a cached, memory-mapped block
@@ -157,6 +161,7 @@ def build_pretraining_data(cfg: RunConfig, workers: int | None = None) -> tuple[
     n = store.n_sentences
     # each part: (language, chunks of its sentences)
     parts: list[tuple[DerivedLanguage, Callable[[], Chunks]]] = []
+    tlm_source: Callable[[], Chunks] | None = None  # the original sentences with a twin (parallel setting)
     if second_language:
         second = token_store(tok, texts[1], workers)
         parts = [(original, lambda: store.chunks()), (DerivedLanguage("orig", V), lambda: second.chunks())]
@@ -172,23 +177,28 @@ def build_pretraining_data(cfg: RunConfig, workers: int | None = None) -> tuple[
             src_store = token_store(tok, src_text, workers)
             n_src = src_store.n_sentences
         keep = max(1, int(round(derived_fraction * n_src)))
+        if setting == "parallel":
+            tlm_source = lambda: store.chunks(0, keep)  # noqa: E731
         parts = [(original, lambda: store.chunks(0, orig_stop)),
                  (derived, lambda: derived_chunks(derived, src_store, src_text, first, first + keep, tok, language, d))]
     key = fingerprint({"format": FORMAT, "data": dataclasses.asdict(d), "seq_len": cfg.pretrain.seq_len,
                        "seed": cfg.pretrain.seed, "tokenizer": tokenizer_key(tok),
                        "texts": [t.key() for t in texts], "code": code_fingerprint("pretrain")})
     blocks, block_langs, overlap = _packed(cache_dir() / "corpora" / f"blocks_{key}", parts, cfg.pretrain.seq_len, V)
-    return tok, PretrainingData(blocks, block_langs, [p[0] for p in parts], V, overlap)
+    data = PretrainingData(blocks, block_langs, [p[0] for p in parts], V, overlap)
+    if "tlm" in cfg.pretrain.objectives:
+        if tlm_source is None:
+            raise ValueError("the tlm objective needs a derived language in the parallel corpus setting")
+        data.tlm_blocks, data.tlm_langs = _tlm_packed(cache_dir() / "corpora" / f"tlm_{key}", tlm_source,
+                                                      original, parts[1][0], cfg.pretrain.seq_len)
+    return tok, data
 
 
 def _packed(folder: Path, parts: Sequence[tuple[DerivedLanguage, Callable[[], Chunks]]], seq_len: int,
             V: int) -> tuple[np.ndarray, np.ndarray, float]:
     """The blocks of every part, one part after the other, and the parts' sub-word overlap: read from
     ``folder`` if cached, else packed chunk by chunk and written there (atomically)."""
-    if not (folder / "meta.json").exists():
-        tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+    def write(tmp: Path) -> dict:
         used = np.zeros((len(parts), 2 * V + N_SPECIAL), dtype=bool)
         counts = []
         with open(tmp / "blocks.bin", "wb") as fb, open(tmp / "langs.bin", "wb") as fl:
@@ -203,14 +213,46 @@ def _packed(folder: Path, parts: Sequence[tuple[DerivedLanguage, Callable[[], Ch
                 packer.check(n_blocks)
                 counts.append(n_blocks)
         overlap = float((used[0] & used[1]).sum() / max(1, (used[0] | used[1]).sum())) if len(parts) > 1 else 1.0
-        (tmp / "meta.json").write_text(json.dumps({"n_blocks": sum(counts), "seq_len": seq_len,
-                                                   "part_blocks": counts, "overlap": overlap}))
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another process finished first: keep its copy
-            shutil.rmtree(tmp, ignore_errors=True)
-    meta = json.loads((folder / "meta.json").read_text())
+        return {"n_blocks": sum(counts), "seq_len": seq_len, "part_blocks": counts, "overlap": overlap}
+
+    meta = _cached_folder(folder, write)
     shape = (meta["n_blocks"], meta["seq_len"])
     blocks = np.memmap(folder / "blocks.bin", dtype=np.int32, mode="c", shape=shape)
     langs = np.memmap(folder / "langs.bin", dtype=np.int64, mode="c", shape=(meta["n_blocks"],))
     return blocks, langs, meta["overlap"]
+
+
+def _tlm_packed(folder: Path, chunks: Callable[[], Chunks], original: DerivedLanguage, derived: DerivedLanguage,
+                seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """The TLM blocks of the original sentences of ``chunks`` and their positions' languages: read from
+    ``folder`` if cached, else packed chunk by chunk (``objectives.tlm.TlmPacker``) and written there."""
+    def write(tmp: Path) -> dict:
+        n_blocks = 0
+        with open(tmp / "blocks.bin", "wb") as fb, open(tmp / "langs.bin", "wb") as fl:
+            for rows, langs in TlmPacker(original, derived, seq_len).pack(chunks()):
+                rows.astype(np.int32).tofile(fb)
+                langs.tofile(fl)
+                n_blocks += len(rows)
+        if n_blocks == 0:
+            raise ValueError("corpus too small: no sentence for a TLM block")
+        return {"n_blocks": n_blocks, "seq_len": seq_len}
+
+    meta = _cached_folder(folder, write)
+    shape = (meta["n_blocks"], meta["seq_len"])
+    return (np.memmap(folder / "blocks.bin", dtype=np.int32, mode="c", shape=shape),
+            np.memmap(folder / "langs.bin", dtype=np.int8, mode="c", shape=shape))
+
+
+def _cached_folder(folder: Path, write: Callable[[Path], dict]) -> dict:
+    """The meta.json of ``folder``; if there is none, ``write`` fills a temporary folder (and returns its meta),
+    which then becomes ``folder`` (atomically: a process that finishes second keeps the first one's copy)."""
+    if not (folder / "meta.json").exists():
+        tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        (tmp / "meta.json").write_text(json.dumps(write(tmp)))
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process finished first: keep its copy
+            shutil.rmtree(tmp, ignore_errors=True)
+    return json.loads((folder / "meta.json").read_text())

@@ -29,6 +29,8 @@ from .finetune import evaluate_predictions, finetune, load_finetuned
 from .fingerprint import code_fingerprint
 from .labels import MONO, PAIR, pair_name
 from .metrics import delta_mono, delta_sup
+from .objectives.dictionary import FILE as DICTIONARY_FILE
+from .objectives.dictionary import Dictionary
 from .pretrain import pretrain
 from .run_config import RunConfig
 from .storage import atomic_write_json, read_json
@@ -65,9 +67,12 @@ def run_pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> 
     t0 = time.time()
     meta = pretrain(cfg, out_dir, progress)
     label, name = labels(cfg)
-    rows = [row(label, name, "pretrain", "none", metric, meta[key], cfg.pretrain.seed, cfg.preset)
-            for metric, key in (("final_mlm_loss", "final_loss"), ("subword_overlap", "subword_overlap"),
-                                ("tokens_per_s", "tokens_per_s"))]
+    # the last value of each objective's term: final_mlm_loss (plain MLM), final_align_loss, ...
+    losses = meta.get("final_losses") or {"mlm": meta["final_loss"]}
+    rows = [row(label, name, "pretrain", "none", f"final_{term}_loss", value, cfg.pretrain.seed, cfg.preset)
+            for term, value in losses.items()]
+    rows += [row(label, name, "pretrain", "none", metric, meta[metric], cfg.pretrain.seed, cfg.preset)
+             for metric in ("subword_overlap", "tokens_per_s")]
     return {"kind": "pretrain", "rows": rows,
             "model_dir": str(Path(out_dir) / "model"), "seconds": time.time() - t0, "meta": meta}
 
@@ -229,17 +234,22 @@ def run_retrieval(cfg: RunConfig, bilingual_dir: str | Path, mono_dir: str | Pat
 
 
 def run_alignment(cfg: RunConfig, bilingual_dir: str | Path) -> dict:
-    """Embedding alignment P@1 (without mapping, and with Procrustes on held-out pairs)."""
+    """Embedding alignment P@1 (without mapping, and with Procrustes on held-out pairs); for a model trained
+    with a dictionary (its ``dictionary.tsv``), also P@1 over the dictionary's pairs and over held-out pairs."""
     from transformers import RobertaForMaskedLM
 
     _, _, derived = _languages(bilingual_dir, cfg.data.transformation)
     model = RobertaForMaskedLM.from_pretrained(str(bilingual_dir))
     emb = model.roberta.embeddings.word_embeddings.weight
     seed = cfg.pretrain.seed
-    rep = alignment_report(emb, derived.table, N_SPECIAL, cfg.evaluate.alignment_heldout, seed)
+    dict_path = Path(bilingual_dir) / DICTIONARY_FILE
+    dictionary = Dictionary.load(dict_path) if dict_path.exists() else None
+    rep = alignment_report(emb, derived.table, N_SPECIAL, cfg.evaluate.alignment_heldout, seed, dictionary)
     label, name = labels(cfg)
-    rows = [row(label, name, "alignment", "none", k, rep[k], seed, cfg.preset)
-            for k in ("alignment_at_1", "alignment_at_1_procrustes", "chance")]
+    metrics = ("alignment_at_1", "alignment_at_1_procrustes", "chance")
+    if dictionary is not None:
+        metrics += ("alignment_at_1_dict", "alignment_at_1_heldout")
+    rows = [row(label, name, "alignment", "none", k, rep[k], seed, cfg.preset) for k in metrics]
     return {"kind": "alignment", "rows": rows, "report": rep}
 
 

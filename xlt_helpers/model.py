@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from transformers import RobertaConfig, RobertaForMaskedLM
 
+from .objectives import mlm
 from .run_config import ModelConfig
 from .transformations import BOS, EOS, MASK, N_SPECIAL, PAD
 
@@ -47,7 +48,8 @@ def mask_tokens(blocks: torch.Tensor, langs: torch.Tensor, vocab_tables: torch.T
 
     Random replacements come from the vocabulary of the block's own language: a random original
     sub-word mapped through that language's table (``vocab_tables[lang]``), so a transliterated block
-    never receives an original-script token and vice versa.
+    never receives an original-script token and vice versa. ``langs`` is one language per block
+    ``(B,)``, or one per position ``(B, L)`` (TLM blocks hold both languages).
     Returns the corrupted inputs, the flat indices of the chosen positions and their targets.
     """
     special = (blocks % vocab_size) < N_SPECIAL
@@ -61,7 +63,7 @@ def mask_tokens(blocks: torch.Tensor, langs: torch.Tensor, vocab_tables: torch.T
     to_rand = flat[(action >= mask_share) & (action < mask_share + random_share)]
     inputs[to_mask] = MASK
     rand_orig = torch.randint(N_SPECIAL, vocab_size, to_rand.shape, generator=generator)
-    rand_lang = langs.repeat_interleave(blocks.shape[1])[to_rand]
+    rand_lang = langs.repeat_interleave(blocks.shape[1])[to_rand] if langs.dim() == 1 else langs.reshape(-1)[to_rand]
     inputs[to_rand] = vocab_tables[rand_lang, rand_orig]
     return inputs.view_as(blocks), flat, targets
 
@@ -73,9 +75,12 @@ def mlm_loss(model: RobertaForMaskedLM, inputs: torch.Tensor, positions: torch.T
     ``positions`` are flat indices into ``inputs`` (row-major, as ``mask_tokens`` returns them); they may
     stay on the CPU when ``inputs`` is on a GPU (the per-row bookkeeping is then done without a sync).
     """
-    picked = masked_hidden_states(model, inputs, positions)
-    logits = model.lm_head(picked)
-    return F.cross_entropy(logits.float(), targets.to(logits.device))
+    return mlm.loss(masked_logits(model, inputs, positions), targets)
+
+
+def masked_logits(model: RobertaForMaskedLM, inputs: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """The output layer at the flat ``positions`` of ``inputs`` only: ``(len(positions), vocabulary)``."""
+    return model.lm_head(masked_hidden_states(model, inputs, positions))
 
 
 def masked_hidden_states(model: RobertaForMaskedLM, inputs: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

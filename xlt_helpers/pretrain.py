@@ -1,4 +1,8 @@
-"""Masked-LM pretraining from scratch on original + derived text (or original only): one readable loop."""
+"""Masked-LM pretraining from scratch on original + derived text (or original only): one readable loop.
+
+The loss of a step is the weighted sum of the terms of ``pretrain.objectives`` (``objectives/``): masked-LM
+cross-entropy on the packed corpus (``mlm``, the default; ``dict_mlm`` with dictionary targets) or on TLM
+blocks (``tlm``), and the embedding alignment term (``align``)."""
 from __future__ import annotations
 
 import contextlib
@@ -15,9 +19,13 @@ from tqdm.auto import tqdm
 from . import progress as live
 from .corpus import build_pretraining_data
 from .fingerprint import code_fingerprint
-from .model import autocast, build_mlm, compile_layers, mask_tokens, mlm_loss, pick_device, set_threads
+from .model import autocast, build_mlm, compile_layers, mask_tokens, masked_logits, mlm_loss, pick_device, set_threads
+from .objectives import align, batch_kinds, dict_mlm, mlm, needs_dictionary, weights
+from .objectives.dictionary import FILE as DICTIONARY_FILE
+from .objectives.dictionary import for_model as model_dictionary
 from .run_config import PretrainConfig, RunConfig, step_key
 from .storage import atomic_write_json, atomic_torch_save
+from .transformations import N_SPECIAL
 
 
 def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
@@ -40,14 +48,28 @@ def batch_indices(step: int, batch_size: int, n_blocks: int, seed: int) -> np.nd
 
 
 class MaskedLMLoss(torch.nn.Module):
-    """``mlm_loss`` as a module, so DistributedDataParallel can wrap it (its forward drives DDP's hooks)."""
+    """A step's loss terms from one forward pass, as a module so DistributedDataParallel can wrap it (its
+    forward drives DDP's hooks).
 
-    def __init__(self, model: torch.nn.Module):
+    ``targets`` a tensor: ``mlm_loss``, one loss. A dict ``{objective: targets}``: one cross-entropy per
+    objective at the same masked positions (``mlm``, ``dict_mlm``, ``tlm``) from one pass, plus ``align``
+    on the input embeddings when the module has ``align_pairs`` (an ``(n, 2)`` tensor of token ids).
+    """
+
+    def __init__(self, model: torch.nn.Module, align_pairs: torch.Tensor | None = None):
         super().__init__()
         self.model = model
+        self.align_pairs = align_pairs
 
-    def forward(self, inputs: torch.Tensor, positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return mlm_loss(self.model, inputs, positions, targets)
+    def forward(self, inputs: torch.Tensor, positions: torch.Tensor,
+                targets: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
+        if not isinstance(targets, dict):
+            return mlm_loss(self.model, inputs, positions, targets)
+        logits = masked_logits(self.model, inputs, positions)
+        terms = {name: mlm.loss(logits, t) for name, t in targets.items()}
+        if self.align_pairs is not None:
+            terms["align"] = align.loss(self.model.get_input_embeddings().weight, self.align_pairs)
+        return terms
 
 
 def make_optimizer(model: torch.nn.Module, p: PretrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -60,19 +82,22 @@ def make_optimizer(model: torch.nn.Module, p: PretrainConfig, device: torch.devi
 
 
 def train_step(net: torch.nn.Module, model: torch.nn.Module, opt: torch.optim.Optimizer, inputs: torch.Tensor,
-               positions: torch.Tensor, targets: torch.Tensor, device: torch.device, grad_accum: int = 1,
-               rank: int = 0, world: int = 1, precision: str = "auto", grad_clip: float = 1.0) -> float:
+               positions: torch.Tensor, targets: torch.Tensor | dict[str, torch.Tensor], device: torch.device,
+               grad_accum: int = 1, rank: int = 0, world: int = 1, precision: str = "auto", grad_clip: float = 1.0,
+               weights: dict[str, float] | None = None, terms: dict[str, float] | None = None) -> float:
     """One optimizer step on a masked batch (``mask_tokens``'s output, on the CPU); returns its loss.
 
     ``net`` is ``MaskedLMLoss(model)`` (or its DistributedDataParallel wrapper). Rank ``rank`` of ``world``
-    takes its slice of the rows in ``grad_accum`` micro-batches; the loss is the mean over all the
-    batch's masked positions whatever the split.
+    takes its slice of the rows in ``grad_accum`` micro-batches; a masked term is the mean over all the
+    batch's masked positions whatever the split. ``targets``: the masked tokens (plain MLM), or one
+    tensor of targets per objective (``step_targets``); the loss is then the sum of ``net``'s terms times
+    their ``weights`` (default 1), and ``terms``, if given, receives each term's value.
     """
     B, L = inputs.shape
     rows_per_rank = B // world
     micro = rows_per_rank // grad_accum
     n_total = max(1, len(positions))
-    loss_part = torch.zeros((), device=device)
+    parts: dict[str, torch.Tensor] = {}
     for m in range(grad_accum):
         lo_row = rank * rows_per_rank + m * micro
         lo, hi = lo_row * L, (lo_row + micro) * L
@@ -82,16 +107,52 @@ def train_step(net: torch.nn.Module, model: torch.nn.Module, opt: torch.optim.Op
         sync = world == 1 or m == grad_accum - 1
         with (contextlib.nullcontext() if sync else net.no_sync()), autocast(device, precision):
             # positions stay on the CPU: mlm_loss lays them out per row without a device sync
-            loss = net(sub_in, positions[sel] - lo, targets[sel].to(device, non_blocking=True))
-        # weight = this micro-batch's share of the step's masked positions (times world: DDP averages)
-        (loss * (n_sel * world / n_total)).backward()
-        loss_part += loss.detach().float() * (n_sel / n_total)
+            out = net(sub_in, positions[sel] - lo, _selected(targets, sel, device))
+        loss = None
+        for name, term in (out if isinstance(out, dict) else {"mlm": out}).items():
+            # a masked term's weight = this micro-batch's share of the step's masked positions (times world:
+            # DDP averages); align is the same in every micro-batch and on every rank: 1 / grad_accum of it each
+            share, scale = (1 / grad_accum, 1 / grad_accum) if name == "align" else (n_sel / n_total,
+                                                                                     n_sel * world / n_total)
+            weighted = term * (scale if weights is None else weights[name] * scale)
+            loss = weighted if loss is None else loss + weighted
+            parts[name] = parts.get(name, torch.zeros((), device=device)) + term.detach().float() * share
+        loss.backward()
     if world > 1:
-        dist.all_reduce(loss_part)
+        for name, part in parts.items():
+            dist.all_reduce(part)
+            if name == "align":
+                part /= world
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     opt.step()
     opt.zero_grad(set_to_none=True)
-    return float(loss_part)
+    values = {name: float(part) for name, part in parts.items()}
+    if terms is not None:
+        terms.update(values)
+    return sum(v if weights is None else weights[name] * v for name, v in values.items())
+
+
+def _selected(targets: torch.Tensor | dict[str, torch.Tensor], sel: torch.Tensor,
+              device: torch.device) -> torch.Tensor | dict[str, torch.Tensor]:
+    """The targets of the selected positions on ``device`` (one tensor, or one per objective)."""
+    if isinstance(targets, dict):
+        return {name: t[sel].to(device, non_blocking=True) for name, t in targets.items()}
+    return targets[sel].to(device, non_blocking=True)
+
+
+def step_targets(kind: str, masked: torch.Tensor, p: PretrainConfig, partner: torch.Tensor | None,
+                 generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """What each objective's term predicts at a step's masked positions: on TLM blocks the masked tokens
+    (``tlm``); on corpus blocks the masked tokens (``mlm``) and the masked tokens with some dictionary twins
+    swapped in (``dict_mlm``)."""
+    if kind == "tlm":
+        return {"tlm": masked}
+    out = {}
+    if "mlm" in p.objectives:
+        out["mlm"] = masked
+    if "dict_mlm" in p.objectives:
+        out["dict_mlm"] = dict_mlm.targets(masked, partner, p.dict_mlm_prob, generator)
+    return out
 
 
 def pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
@@ -113,16 +174,27 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict
     langs = torch.from_numpy(data.langs)
     tables = torch.from_numpy(np.stack([lang.table for lang in data.languages]))
 
+    # ---- objectives: the blocks each step trains on, the dictionary, the weight of each term ---------
+    kinds = batch_kinds(p.objectives)   # ["corpus"] (mlm, dict_mlm), ["tlm"], or both: steps take turns
+    sources = {"corpus": (blocks, langs)}
+    if data.tlm_blocks is not None:
+        sources["tlm"] = (torch.from_numpy(data.tlm_blocks), torch.from_numpy(data.tlm_langs))
+    dictionary = model_dictionary(cfg.data, p, tok, data.languages[-1].table, N_SPECIAL) \
+        if needs_dictionary(p.objectives) else None
+    partner = dict_mlm.partner_table(dictionary.train, 2 * V) if "dict_mlm" in p.objectives else None
+    term_weights = weights(p.objectives, p.align_weight)
+
     # ---- model and optimizer ------------------------------------------------------------------
     model = build_mlm(cfg.model, V, seed).to(device)
     if p.compile:
         compile_layers(model)
     opt = make_optimizer(model, p, device)
     ckpt_path, log_path = out / "checkpoint.pt", out / "loss_log.csv"
-    step, (loss_sum, tps) = _resume(ckpt_path, model, opt, device, rank, world, seed, run_id=_run_id(cfg))
+    step, (loss_sum, tps, last_terms) = _resume(ckpt_path, model, opt, device, rank, world, seed, run_id=_run_id(cfg))
     if main:
         _truncate_log(log_path, step)
-    net: torch.nn.Module = MaskedLMLoss(model)
+    align_pairs = torch.from_numpy(dictionary.train).to(device) if "align" in p.objectives else None
+    net: torch.nn.Module = MaskedLMLoss(model, align_pairs)
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None)
@@ -135,30 +207,38 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict
                disable=not (progress and main), mininterval=2.0)
     t0, steps_timed = time.perf_counter(), 0
     log = open(log_path, "a") if main else None
+    term_columns = [] if tuple(p.objectives) == ("mlm",) else list(p.objectives)  # each term's value, logged
     try:
         if log is not None and log.tell() == 0:
-            log.write("step,loss,lr,tokens_per_s\n")
+            log.write(",".join(["step", "loss", "lr", "tokens_per_s", *term_columns]) + "\n")
         while step < p.steps:
             lr = lr_at(step, p.lr, p.warmup, p.steps)
             for group in opt.param_groups:
                 group["lr"] = lr
-            idx = torch.from_numpy(batch_indices(step, p.batch_size, len(blocks), seed))
+            kind = kinds[step % len(kinds)]              # corpus or TLM blocks; this is its (step // len(kinds))-th batch
+            kind_blocks, kind_langs = sources[kind]
+            idx = torch.from_numpy(batch_indices(step // len(kinds), p.batch_size, len(kind_blocks), seed))
             gen = torch.Generator().manual_seed(seed * 1_000_003 + step)  # masking reproducible per step
-            inputs, positions, targets = mask_tokens(blocks[idx].long(), langs[idx], tables, V, gen, p.mask_prob,
-                                                     p.mask_token_share, p.random_token_share)
+            inputs, positions, masked = mask_tokens(kind_blocks[idx].long(), kind_langs[idx].long(), tables, V, gen,
+                                                    p.mask_prob, p.mask_token_share, p.random_token_share)
+            targets = step_targets(kind, masked, p, partner, gen)
+            step_terms: dict[str, float] = {}
             loss_sum = train_step(net, model, opt, inputs, positions, targets, device, p.grad_accum, rank, world,
-                                  p.precision, p.grad_clip)
+                                  p.precision, p.grad_clip, term_weights, step_terms)
+            last_terms.update(step_terms)
             step += 1
             steps_timed += 1
             tps = steps_timed * tokens_per_step / (time.perf_counter() - t0)
             if log is not None:
-                log.write(f"{step},{loss_sum:.5f},{lr:.3e},{tps:.0f}\n")
+                log.write(f"{step},{loss_sum:.5f},{lr:.3e},{tps:.0f}"
+                          + "".join(f",{step_terms[c]:.5f}" if c in step_terms else "," for c in term_columns) + "\n")
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tps:,.0f}")
             if main:
                 live.report("pretrain", step, p.steps, step == p.steps, loss=loss_sum, tokens_per_s=tps)
             if step % p.checkpoint_every == 0 or step == p.steps:
-                _checkpoint(model, opt, step, (loss_sum, tps), device, world, main, log, ckpt_path, _run_id(cfg))
+                _checkpoint(model, opt, step, (loss_sum, tps, last_terms), device, world, main, log, ckpt_path,
+                            _run_id(cfg))
     finally:
         if log is not None:
             log.close()
@@ -173,12 +253,20 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict
         "shift_special": cfg.data.shift_special, "corpus_setting": cfg.data.corpus_setting,
         "n_blocks": int(len(blocks)), "n_tokens": data.n_tokens, "subword_overlap": data.overlap,
         "final_loss": loss_sum if p.steps else None, "tokens_per_s": tps, "threads": threads,
+        "final_losses": {name: last_terms[name] for name in p.objectives if name in last_terms},
         "device": str(device), "world_size": world, "config": cfg.to_dict(),
         "code_fingerprint": code_fingerprint("pretrain"),
     }
+    if data.tlm_blocks is not None:
+        meta["n_tlm_blocks"] = int(len(data.tlm_blocks))
+    if dictionary is not None:
+        meta["dictionary"] = {"train_pairs": int(len(dictionary.train)), "heldout_pairs": int(len(dictionary.heldout)),
+                              "file": DICTIONARY_FILE}
     if main:
         model.save_pretrained(out / "model")
         tok.save(str(out / "model" / "tokenizer.json"))
+        if dictionary is not None:
+            dictionary.save(out / "model" / DICTIONARY_FILE)
         atomic_write_json(meta, out / "model" / "xlt_meta.json")
     if world > 1:
         dist.barrier()  # the model is on disk before any rank returns
@@ -249,10 +337,10 @@ def _load_checkpoint(path: Path, device: torch.device) -> dict | None:
 
 
 def _resume(path: Path, model, opt, device: torch.device, rank: int, world: int, seed: int,
-            run_id: str) -> tuple[int, tuple[float, float | None]]:
+            run_id: str) -> tuple[int, tuple[float, float | None, dict[str, float]]]:
     """Load the checkpoint of this very run if there is one (after a kill); returns the step to go on from
-    and the (loss, tokens/s) of the step it saved ((NaN, None) at step 0), so a run killed after its last
-    checkpoint still reports its final loss.
+    and the (loss, tokens/s, last value of each loss term) it saved ((NaN, None, {}) at step 0), so a run
+    killed after its last checkpoint still reports its final loss.
 
     A checkpoint of another config or code version, or one that cannot be read, is set aside (renamed),
     not resumed.
@@ -260,7 +348,7 @@ def _resume(path: Path, model, opt, device: torch.device, rank: int, world: int,
     if not path.exists():
         if world > 1:
             torch.manual_seed(seed * 1_000_003 + 7919 * rank)  # independent dropout on every rank
-        return 0, (float("nan"), None)
+        return 0, (float("nan"), None, {})
     ckpt = _load_checkpoint(path, device)
     if ckpt is None or ckpt.get("run_id") != run_id:
         if world > 1:
@@ -269,7 +357,7 @@ def _resume(path: Path, model, opt, device: torch.device, rank: int, world: int,
         if rank == 0:
             aside = "unreadable" if ckpt is None else f"other-run-{ckpt.get('run_id') or 'old'}"
             path.replace(path.with_name(f"checkpoint.{aside}.pt"))
-        return 0, (float("nan"), None)
+        return 0, (float("nan"), None, {})
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     rngs = ckpt.get("rng_per_rank") or [ckpt["rng"]]
@@ -281,13 +369,13 @@ def _resume(path: Path, model, opt, device: torch.device, rank: int, world: int,
             torch.cuda.set_rng_state(state[0] if isinstance(state, list) else state, device)
         else:
             torch.cuda.set_rng_state_all(state)
-    return ckpt["step"], (float(ckpt.get("loss", float("nan"))), ckpt.get("tokens_per_s"))
+    return ckpt["step"], (float(ckpt.get("loss", float("nan"))), ckpt.get("tokens_per_s"), dict(ckpt.get("losses", {})))
 
 
-def _checkpoint(model, opt, step: int, last: tuple[float, float | None], device: torch.device, world: int,
-                main: bool, log, path: Path, run_id: str) -> None:
-    """Rank 0 writes model, optimizer, step, its (loss, tokens/s) and every rank's RNG state (dropout resumes
-    exactly)."""
+def _checkpoint(model, opt, step: int, last: tuple[float, float | None, dict[str, float]], device: torch.device,
+                world: int, main: bool, log, path: Path, run_id: str) -> None:
+    """Rank 0 writes model, optimizer, step, its (loss, tokens/s, each term's last value) and every rank's RNG
+    state (dropout resumes exactly)."""
     rng = torch.get_rng_state()
     cuda_rng = (torch.cuda.get_rng_state_all() if world == 1 else [torch.cuda.get_rng_state(device)]) \
         if device.type == "cuda" else None
@@ -299,7 +387,7 @@ def _checkpoint(model, opt, step: int, last: tuple[float, float | None], device:
     if main:
         log.flush()
         atomic_torch_save({"run_id": run_id, "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                           "loss": last[0], "tokens_per_s": last[1],
+                           "loss": last[0], "tokens_per_s": last[1], "losses": dict(last[2]),
                            "rng": rng, "cuda_rng": cuda_rng, "rng_per_rank": rngs,
                            "cuda_rng_per_rank": cuda_rngs if device.type == "cuda" else None}, path)
     if world > 1:

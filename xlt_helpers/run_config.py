@@ -20,14 +20,19 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from .fingerprint import fingerprint
+from .objectives import FIELDS as OBJECTIVE_FIELDS
+from .objectives import NEEDS, OBJECTIVES
 
 
 class ConfigError(ValueError):
     """A bad configuration: one line naming where, the key, and what is allowed."""
 
 
-def _f(default: Any, help: str, choices: tuple | None = None, key: bool = True) -> Any:
-    """A config field with its help text, its allowed values and whether it enters the folder key."""
+def _f(default: Any, help: str, choices: tuple | None = None, key: bool | str = True) -> Any:
+    """A config field with its help text, its allowed values and whether it enters the folder key:
+    always (True), never (False: it cannot change a number), or ``"when_set"``: only when it differs
+    from its default. Fields added after runs exist use ``"when_set"``, so that the folders (and the
+    cached results) of every configuration that leaves them at their default keep their names."""
     return field(default=default, metadata={"help": help, "choices": choices, "key": key})
 
 
@@ -82,7 +87,17 @@ class PretrainConfig:
     mask_prob: float = _f(0.15, "share of non-special positions chosen for the MLM loss")
     mask_token_share: float = _f(0.8, "share of the chosen positions replaced by <mask>")
     random_token_share: float = _f(0.1, "share replaced by a random token of the block's language (rest kept)")
-    objectives: tuple[str, ...] = _f(("mlm",), "pretraining objectives", ("mlm",))
+    objectives: tuple[str, ...] = _f(("mlm",), "pretraining objectives, one loss term each, summed",
+                                     tuple(OBJECTIVES))
+    align_weight: float = _f(10.0, "align: lambda, the weight of -mean cos(E[i], E[j]) over the dictionary's pairs",
+                             key="when_set")
+    dictionary_fraction: float = _f(0.5, "align, dict_mlm: share of the dictionary's pairs trained on (drawn with "
+                                         "pretrain.seed; the rest held out), in (0, 1]", key="when_set")
+    dictionary: str | None = _f(None, "align, dict_mlm on a natural pair: its word-pair file (two tab-separated "
+                                      "columns), relative to the data directory; {language} and {second_language} "
+                                      "are filled in", key="when_set")
+    dict_mlm_prob: float = _f(0.5, "dict_mlm: probability that a masked token in the dictionary is to be "
+                                   "predicted as its twin, in (0, 1]", key="when_set")
     precision: str = _f("auto", "matmul precision; auto: bf16 on GPU, fp32 on CPU (bf16 with $XLT_CPU_BF16=1)",
                         ("auto", "fp32", "bf16"))
     compile: bool | None = _f(None, "torch.compile the encoder layers; None: $XLT_COMPILE=1")
@@ -152,10 +167,14 @@ class RunConfig:
         """The config of the monolingual model beside this one: no derived or second language, and the
         options that only choose the derived side's sentences back at their defaults (so every grid
         that varies them shares one monolingual model). ``shift_special`` stays: MZ retrieval builds
-        the derived test set from the monolingual model's own settings."""
-        d = DataConfig()
+        the derived test set from the monolingual model's own settings. The pretraining objectives and
+        their fields go back to their defaults too: the monolingual model (MZ) is plain MLM, shared by
+        every objective."""
+        d, p = DataConfig(), PretrainConfig()
         return self.replace(**{"data.transformation": None, "data.second_language": None,
-                               "data.corpus_setting": d.corpus_setting, "data.derived_fraction": d.derived_fraction})
+                               "data.corpus_setting": d.corpus_setting, "data.derived_fraction": d.derived_fraction,
+                               "pretrain.objectives": p.objectives,
+                               **{f"pretrain.{name}": getattr(p, name) for name in OBJECTIVE_FIELDS}})
 
 
 # Presets: only what differs from the defaults above (the paper's settings).
@@ -334,6 +353,9 @@ def _validate(cfg: RunConfig, where: str) -> None:
          "pretrain.random_token_share", "shares with mask_token_share + random_token_share <= 1")
     need(len(p.objectives) > 0 and len(set(p.objectives)) == len(p.objectives), "pretrain.objectives",
          "a non-empty list without repeats")
+    need(p.align_weight > 0, "pretrain.align_weight", "a positive weight")
+    need(0.0 < p.dictionary_fraction <= 1.0, "pretrain.dictionary_fraction", "a share in (0, 1]")
+    need(0.0 < p.dict_mlm_prob <= 1.0, "pretrain.dict_mlm_prob", "a probability in (0, 1]")
     need(0.0 <= ft.warmup_ratio < 1.0, "finetune.warmup_ratio", "a share in [0, 1)")
     need(0.0 < ev.alignment_heldout < 1.0, "evaluate.alignment_heldout", "a share in (0, 1)")
     need(ev.retrieval_layer is None or 0 <= ev.retrieval_layer <= m.layers, "evaluate.retrieval_layer",
@@ -351,6 +373,58 @@ def _validate(cfg: RunConfig, where: str) -> None:
             parse_spec(d.transformation)
         except ValueError as exc:
             raise ConfigError(f"{where}: data.transformation = {d.transformation!r}: {exc}") from None
+    _validate_objectives(cfg, where)
+
+
+def _validate_objectives(cfg: RunConfig, where: str) -> None:
+    """Objectives that cannot run on this model (what each needs: ``objectives.NEEDS``), and their fields set
+    without them, refused with one line."""
+    d, p = cfg.data, cfg.pretrain
+    listed = f"{where}: pretrain.objectives = {list(p.objectives)!r}"
+    if not any(OBJECTIVES[o].blocks for o in p.objectives):
+        raise ConfigError(f"{listed}: expected mlm, dict_mlm or tlm beside align (align only adds a term on "
+                          "the embeddings)")
+    for name, users in OBJECTIVE_FIELDS.items():
+        value, default = getattr(p, name), getattr(PretrainConfig, name)
+        if value != default and not set(users) & set(p.objectives):
+            raise ConfigError(f"{where}: pretrain.{name} = {value!r}: expected it at its default ({default!r}) "
+                              f"unless pretrain.objectives has {' or '.join(users)} (it has no effect otherwise)")
+    if p.dictionary is not None and not d.second_language:
+        raise ConfigError(f"{where}: pretrain.dictionary = {p.dictionary!r}: expected null for a "
+                          f"{'derived language' if d.transformation else 'monolingual model'} (the dictionary "
+                          "of a derived language is its twins; a file is for a natural pair)")
+    if not any(OBJECTIVES[o].needs for o in p.objectives):
+        return  # plain mlm runs on any model
+    from .transformations import DerivedLanguage
+
+    derived = DerivedLanguage(d.transformation, 400) if d.transformation else None
+    pair = f"{d.language}-{d.second_language}" if d.second_language else None
+    for o in p.objectives:
+        for need in OBJECTIVES[o].needs:
+            missing = {
+                "bilingual": derived is None and pair is None,
+                "dictionary": (derived is not None and not derived.uses_transliteration)
+                              or (pair is not None and p.dictionary is None),
+                "parallel": pair is not None or d.corpus_setting != "parallel"
+                            or (derived is not None and not all(st.corpus_level for st in derived.steps)),
+            }[need]
+            if missing:
+                model = (f"the natural pair {pair}" if pair else f"data.transformation {d.transformation!r}"
+                         if derived else "a monolingual model")
+                setting = f", data.corpus_setting {d.corpus_setting!r}" if need == "parallel" and not pair else ""
+                raise ConfigError(f"{listed}: {o} needs {NEEDS[need]}; found {model}{setting}")
+    if p.dictionary is not None and pair is not None:
+        from .errors import DataFormatError
+        from .objectives.dictionary import file_path, read_word_pairs
+
+        path = file_path(p.dictionary, d.language, d.second_language)
+        if not path.is_file():
+            raise ConfigError(f"{where}: pretrain.dictionary = {p.dictionary!r}: expected an existing file of word "
+                              f"pairs, found none at {path}")
+        try:
+            read_word_pairs(path)
+        except DataFormatError as exc:
+            raise ConfigError(f"{where}: pretrain.dictionary: {exc}") from None
 
 
 def _env_flag(name: str) -> bool:
@@ -445,8 +519,15 @@ def key_dict(cfg: RunConfig, groups: tuple[str, ...]) -> dict[str, Any]:
     out = {}
     for g in groups:
         group = getattr(cfg, g)
-        out[g] = {f.name: json.loads(json.dumps(getattr(group, f.name))) for f in fields(group) if f.metadata["key"]}
+        out[g] = {f.name: json.loads(json.dumps(getattr(group, f.name))) for f in fields(group)
+                  if f.metadata["key"] is True
+                  or (f.metadata["key"] == "when_set" and getattr(group, f.name) != _default(f))}
     return out
+
+
+def _default(f: dataclasses.Field) -> Any:
+    """A field's default, in the form a resolved config holds it (lists as tuples)."""
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
 def step_key(cfg: RunConfig, groups: tuple[str, ...], *extra: Any) -> str:
