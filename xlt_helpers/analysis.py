@@ -8,13 +8,14 @@ import numpy as np
 import pandas as pd
 
 from .stats import format_interval  # noqa: F401  (the report formats intervals through analysis)
+from .labels import DEFAULT_VARIANT
 from .storage import read_json
 
 SETTINGS = ("BS", "BZ", "MZ", "orig")
 # results.csv: the rows of every step in this column order; timings stay in each step's results.json, so
 # the same configuration and seed give the same file.
 RESULT_COLUMNS = ["language", "transformation", "task", "setting", "metric", "value", "seed", "scale",
-                  "finetune_seed", "corpus_setting", "step"]
+                  "finetune_seed", "corpus_setting", "variant", "step"]
 TIMING_METRICS = frozenset({"tokens_per_s"})
 
 
@@ -77,17 +78,18 @@ def varying_config(configs: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------------
 # Intervals: per run (intervals.csv) and per cell over seeds (summary.csv)
 
-CELL = ["language", "transformation", "corpus_setting", "task", "setting", "metric"]
+CELL = ["language", "transformation", "corpus_setting", "variant", "task", "setting", "metric"]
 DELTA_SIDES = {"delta_sup": ("BZ", "BS"), "delta_mono": ("MZ", "BZ")}
 ALIGNMENT_N = {"alignment_at_1": "n_pairs", "alignment_at_1_procrustes": "n_procrustes_test",
                "alignment_at_1_dict": "n_dict_pairs", "alignment_at_1_heldout": "n_heldout_pairs"}
 
 
-def run_samples(step_dir: str | Path) -> list[dict]:
+def run_samples(step_dir: str | Path, variant: str = DEFAULT_VARIANT) -> list[dict]:
     """What the intervals of one finished step are computed from: one record per score row with its cell,
     seeds and either per-example arrays and the statistic that scores them (``arrays``,
     ``statistic``), or, for alignment, a proportion over ``n`` token pairs. Rows without a test-set
-    estimate (pretraining loss and overlap, chance levels) are left out."""
+    estimate (pretraining loss and overlap, chance levels) are left out. ``variant``: the grid variant
+    the step's rows are counted in (the runner's ``Step.variants``)."""
     from . import stats
     from .experiment import PREDICTIONS
     from .tasks import TASKS
@@ -107,7 +109,7 @@ def run_samples(step_dir: str | Path) -> list[dict]:
 
     out = []
     for r in result["rows"]:
-        base = {**{k: r.get(k) for k in CELL}, "corpus_setting": corpus, "seed": r.get("seed"),
+        base = {**{k: r.get(k) for k in CELL}, "corpus_setting": corpus, "variant": variant, "seed": r.get("seed"),
                 "finetune_seed": r.get("finetune_seed"), "step_dir": str(step_dir)}
         if r["metric"] in ALIGNMENT_N:
             n = int((result.get("report") or {}).get(ALIGNMENT_N[r["metric"]], 0))
@@ -123,6 +125,11 @@ def run_samples(step_dir: str | Path) -> list[dict]:
                 out.append({**base, "arrays": example_scores(spec.kind, r["metric"], r["setting"]),
                             "statistic": stats.ratio})
     return out
+
+
+def _cell(sample: dict) -> dict:
+    """A sample's cell (``CELL``); one built before variants counts in the default variant."""
+    return {k: sample.get(k, DEFAULT_VARIANT) if k == "variant" else sample[k] for k in CELL}
 
 
 def _bounds(setting: str) -> tuple[float, float]:
@@ -156,7 +163,8 @@ def run_intervals(samples: list[dict]) -> list[dict]:
     for s in samples:
         iv = _interval([s], [0])
         method = "paired " + iv.method if s["setting"] == "delta" else iv.method
-        out.append({**{k: s[k] for k in CELL + ["seed", "finetune_seed"]}, **_interval_columns(iv), "interval": method})
+        out.append({**_cell(s), "seed": s["seed"], "finetune_seed": s["finetune_seed"], **_interval_columns(iv),
+                    "interval": method})
     return out
 
 
@@ -170,7 +178,7 @@ def summarize(samples: list[dict]) -> pd.DataFrame:
                                             "n_runs", "pretrain_seeds", "finetune_seeds", "interval"])
     by_cell: dict[tuple, list[dict]] = {}
     for s in samples:
-        by_cell.setdefault(tuple(s[k] for k in CELL), []).append(s)
+        by_cell.setdefault(tuple(_cell(s).values()), []).append(s)
     out = []
     for cell, runs in by_cell.items():
         pre = sorted({r["seed"] for r in runs})
@@ -205,6 +213,21 @@ def average_languages(summary: pd.DataFrame) -> pd.DataFrame:
                     "n_runs": int(g.n_runs.sum()), "pretrain_seeds": int(g.pretrain_seeds.min()),
                     "finetune_seeds": int(g.finetune_seeds.min())})
     return pd.DataFrame(out)
+
+
+MODEL_AXES = ("corpus_setting", "variant")  # what tells two models of one transformation apart in a grid
+
+
+def model_axes(cells: pd.DataFrame) -> list[str]:
+    """The columns of ``MODEL_AXES`` that take more than one value in ``cells`` (a table's extra index)."""
+    return [k for k in MODEL_AXES if k in cells and cells[k].nunique() > 1]
+
+
+def first_variant(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells of the grid's first variant (all of them in a grid without variants)."""
+    if "variant" not in cells or cells.empty:
+        return cells
+    return cells[cells.variant == cells.variant.iloc[0]]
 
 
 def interval_table(cells: pd.DataFrame, index: list[str], columns: list[str], signed: bool = False) -> pd.DataFrame:
@@ -254,11 +277,12 @@ def seed_table(rows: pd.DataFrame, index: list[str]) -> pd.DataFrame:
 # Alignment against transfer: one row per model, regressions, Spearman's rho
 
 def alignment_vs_transfer(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per model and task (language, transformation, corpus setting, pretraining seed) with
+    """One row per model and task (language, transformation, corpus setting, variant, pretraining seed) with
     alignment P@1 (without mapping and after Procrustes) and Delta_Sup, the mean over the model's
     fine-tuning seeds."""
     df = df if "corpus_setting" in df else df.assign(corpus_setting="parallel")
-    keys = ["language", "transformation", "corpus_setting", "seed", "scale"]
+    df = df if "variant" in df else df.assign(variant=DEFAULT_VARIANT)
+    keys = ["language", "transformation", "corpus_setting", "variant", "seed", "scale"]
     al = df[df.metric.isin(list(ALIGNMENT_N))].pivot_table(index=keys, columns="metric", values="value").reset_index()
     ds = (df[df.metric == "delta_sup"].groupby(keys + ["task"], as_index=False, sort=False)["value"].mean()
           .rename(columns={"value": "delta_sup"}))
@@ -266,6 +290,12 @@ def alignment_vs_transfer(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=keys + ["task", "delta_sup", *ALIGNMENT_N])
     al.columns.name = None
     return ds.merge(al, on=keys)
+
+
+def predictors(models: pd.DataFrame) -> list[str]:
+    """The alignment measures (``ALIGNMENT_N``) that ``alignment_vs_transfer`` found in the grid: the
+    dictionary and held-out P@1 exist only for models pretrained with a dictionary."""
+    return [p for p in ALIGNMENT_N if p in models and models[p].notna().any()]
 
 
 def _fit_row(fit, predictor: str, **extra) -> dict:
@@ -370,11 +400,44 @@ def _is_word_order(transformation: str) -> bool:
     return len(parts) == 1 and parts[0] in ("inv", "perm", "syntax")
 
 
+SCORECARD_COLUMNS = ["finding", "test", "task", "estimate", "ci_low", "ci_high", "criterion", "verdict"]
+
+
 def scorecard(cells: pd.DataFrame, correlations: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every test of the five findings that the grid allows, one row each: finding, test, task, the
     estimate and its 95% interval, the criterion, and the verdict. ``cells``: ``average_languages``
     output (deltas, and alignment for finding 4); ``correlations``: ``spearman_by_task`` output.
-    Differences between two models treat their intervals as independent (``stats.combine``)."""
+    Differences between two models treat their intervals as independent (``stats.combine``).
+    A grid with several variants gets findings 1-4 tested per variant (a ``variant`` column) and
+    finding 5 once, over all its models (``all models``)."""
+    from . import stats
+
+    variants = list(dict.fromkeys(cells.variant)) if "variant" in cells and len(cells) else [DEFAULT_VARIANT]
+    parts = []
+    for v in variants:
+        one = _findings_1_to_4(cells[cells.variant == v] if "variant" in cells else cells)
+        parts.append(one.assign(variant=v) if len(variants) > 1 else one)
+    rows = []
+    for r in (correlations if correlations is not None else pd.DataFrame()).itertuples():  # finding 5
+        if r.n_models >= 4:
+            iv = stats.Interval(r.spearman_rho, r.ci_low, r.ci_high, np.nan, np.inf, r.n_models, 1, "bootstrap")
+            rows.append(_test_row(5, f"Spearman rho({r.predictor}, Delta_Sup), {r.n_models} models", r.task, iv,
+                                  f"> {MARGINS['strong_rho']}", verdict_above, MARGINS["strong_rho"]))
+    five = pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
+    parts.append(five.assign(variant="all models") if len(variants) > 1 else five)
+    tests = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else five
+    if len(variants) > 1:
+        tests = tests.reindex(columns=["variant", *SCORECARD_COLUMNS])
+    return tests
+
+
+def _test_row(finding: int, name: str, task: str, iv, criterion: str, verdict_fn, threshold: float) -> dict:
+    return {"finding": finding, "test": name, "task": task, "estimate": iv.estimate, "ci_low": iv.low,
+            "ci_high": iv.high, "criterion": criterion, "verdict": verdict_fn(iv.low, iv.high, threshold)}
+
+
+def _findings_1_to_4(cells: pd.DataFrame) -> pd.DataFrame:
+    """The scorecard's tests of findings 1 to 4 on the cells of one variant."""
     from . import stats
 
     rows: list[dict] = []
@@ -386,9 +449,7 @@ def scorecard(cells: pd.DataFrame, correlations: pd.DataFrame | None = None) -> 
         return _stored_interval(next(c.itertuples())) if len(c) else None
 
     def test(finding: int, name: str, task: str, iv, criterion: str, verdict_fn, threshold: float) -> None:
-        rows.append({"finding": finding, "test": name, "task": task, "estimate": iv.estimate, "ci_low": iv.low,
-                     "ci_high": iv.high, "criterion": criterion,
-                     "verdict": verdict_fn(iv.low, iv.high, threshold)})
+        rows.append(_test_row(finding, name, task, iv, criterion, verdict_fn, threshold))
 
     def diff(a, b):
         return stats.combine([a, b], [1, -1])
@@ -445,13 +506,7 @@ def scorecard(cells: pd.DataFrame, correlations: pd.DataFrame | None = None) -> 
                     if a and b:
                         test(4, f"{metric}({t}): {better} - {worse}", task, diff(a, b), "> 0", verdict_above,
                              m["order"])
-    for r in (correlations if correlations is not None else pd.DataFrame()).itertuples():  # finding 5
-        if r.n_models >= 4:
-            iv = stats.Interval(r.spearman_rho, r.ci_low, r.ci_high, np.nan, np.inf, r.n_models, 1, "bootstrap")
-            test(5, f"Spearman rho({r.predictor}, Delta_Sup), {r.n_models} models", r.task, iv,
-                 f"> {m['strong_rho']}", verdict_above, m["strong_rho"])
-    return pd.DataFrame(rows, columns=["finding", "test", "task", "estimate", "ci_low", "ci_high", "criterion",
-                                       "verdict"])
+    return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
 
 
 FINDINGS = {
@@ -464,14 +519,91 @@ FINDINGS = {
 
 
 def scorecard_summary(tests: pd.DataFrame) -> pd.DataFrame:
-    """One verdict per finding: ``not in this grid`` without tests; ``contradicted`` if any test is;
-    ``reproduced`` if every test is; ``inconclusive`` otherwise; with the count of each verdict."""
+    """One verdict per finding (and variant, where ``tests`` has several): ``not in this grid`` without
+    tests; ``contradicted`` if any test is; ``reproduced`` if every test is; ``inconclusive`` otherwise;
+    with the count of each verdict."""
+    by_variant = "variant" in tests and len(tests)
     out = []
-    for k, text in FINDINGS.items():
-        v = tests[tests.finding == k].verdict if len(tests) else pd.Series(dtype=str)
-        counts = v.value_counts()
-        verdict = ("not in this grid" if v.empty else "contradicted" if counts.get("contradicted", 0)
-                   else "reproduced" if counts.get("reproduced", 0) == len(v) else "inconclusive")
-        out.append({"finding": k, "claim": text, "verdict": verdict, "tests": len(v),
-                    **{name: int(counts.get(name, 0)) for name in VERDICTS[:3]}})
+    variants = list(dict.fromkeys([*tests.variant, "all models"])) if by_variant else [None]
+    for variant in variants:
+        for k, text in FINDINGS.items():
+            if by_variant and (k == 5) != (variant == "all models"):
+                continue
+            mine = tests[(tests.finding == k) & ((tests.variant == variant) if by_variant else True)]
+            v = mine.verdict if len(tests) else pd.Series(dtype=str)
+            counts = v.value_counts()
+            verdict = ("not in this grid" if v.empty else "contradicted" if counts.get("contradicted", 0)
+                       else "reproduced" if counts.get("reproduced", 0) == len(v) else "inconclusive")
+            out.append({**({"variant": variant} if by_variant else {}), "finding": k, "claim": text,
+                        "verdict": verdict, "tests": len(v), **{name: int(counts.get(name, 0)) for name in VERDICTS[:3]}})
     return pd.DataFrame(out)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Calibration: transfer against pretraining compute, one line per lever (grid variants `lever=value`)
+
+def lever(variant: str) -> str:
+    """The lever a variant named ``lever=value`` moves (the base variant, without ``=``: ``base``)."""
+    return variant.split("=", 1)[0] if "=" in str(variant) else "base"
+
+
+def variant_compute(df: pd.DataFrame, configs: pd.DataFrame, runs_dir: str | Path | None = None) -> pd.DataFrame:
+    """One row per variant: the estimated FLOPs of pretraining its bilingual model(s)
+    (``compute.flat_pretrain_flops``) and, where the runs folder is given, the mean wall seconds of that
+    pretraining as recorded in its results.json (machine and load dependent)."""
+    from .compute import flat_pretrain_flops
+
+    pre = df[(df.task == "pretrain") & (df.transformation != "mono")][["variant", "step"]].drop_duplicates()
+    if pre.empty or configs.empty:
+        return pd.DataFrame(columns=["variant", "lever", "pretrain_flops", "pretrain_seconds", "n_models"])
+    rows = []
+    for variant, g in pre.groupby("variant", sort=False):
+        conf = configs.set_index("step").loc[list(g.step)]
+        flops = [flat_pretrain_flops(r) for r in conf.to_dict("records")]
+        seconds = [read_json(Path(runs_dir) / s / "results.json").get("seconds", np.nan)
+                   for s in g.step] if runs_dir is not None else [np.nan]
+        rows.append({"variant": variant, "lever": lever(variant), "pretrain_flops": float(np.mean(flops)),
+                     "pretrain_seconds": float(np.nanmean(seconds)) if np.isfinite(seconds).any() else np.nan,
+                     "n_models": len(g)})
+    return pd.DataFrame(rows)
+
+
+ALIGNMENT_LABEL = {"alignment_at_1": "alignment P@1", "alignment_at_1_procrustes": "alignment P@1 (Procrustes)",
+                   "alignment_at_1_dict": "alignment P@1 (dictionary pairs)",
+                   "alignment_at_1_heldout": "alignment P@1 (held-out pairs)"}
+
+
+def variant_table(points: pd.DataFrame) -> pd.DataFrame:
+    """The variants side by side: each quantity of ``calibration_points`` as ``value [low, high]``, with
+    the variant's estimated pretraining FLOPs and measured pretraining seconds."""
+    if points.empty:
+        return pd.DataFrame()
+    signed = points.quantity.str.endswith("Delta_Sup")
+    shown = points.assign(shown=[format_interval(v, lo, hi, sg) for v, lo, hi, sg in
+                                 zip(points.value, points.ci_low, points.ci_high, signed)])
+    index = ["variant", "transformation"] if points.transformation.nunique() > 1 else ["variant"]
+    table = shown.pivot_table(index=index, columns="quantity", values="shown", aggfunc="first", sort=False)
+    extra = points.drop_duplicates(index).set_index(index)[["pretrain_flops", "pretrain_seconds", "n_seeds"]]
+    extra = extra.assign(pretrain_flops=extra.pretrain_flops.map(lambda f: f"{f:.2e}"),
+                         pretrain_seconds=extra.pretrain_seconds.round(0))
+    return extra.join(table)
+
+
+def calibration_points(cells: pd.DataFrame, compute: pd.DataFrame) -> pd.DataFrame:
+    """The compute figure's points: per variant and quantity (BS, BZ, MZ of each task's primary metric;
+    alignment P@1), the cell's value and 95% interval beside the variant's pretraining FLOPs."""
+    from .tasks import TASKS
+
+    if cells.empty or compute.empty:
+        return pd.DataFrame()
+    primary = cells.task.map(lambda t: TASKS[t].metric if t in TASKS else None)
+    scores = cells[cells.setting.isin(["BS", "BZ", "MZ"]) & (cells.metric == primary)
+                   & (cells.transformation != "mono")]
+    scores = scores.assign(quantity=scores.task + " " + scores.setting)
+    deltas = cells[cells.metric == "delta_sup"]
+    deltas = deltas.assign(quantity=deltas.task + " Delta_Sup")
+    align = cells[cells.metric.isin(list(ALIGNMENT_N))]
+    align = align.assign(quantity=align.metric.map(ALIGNMENT_LABEL))
+    points = pd.concat([scores, deltas, align], ignore_index=True)
+    keep = ["variant", "transformation", "quantity", "value", "ci_low", "ci_high", "n_seeds"]
+    return points[keep].merge(compute, on="variant")

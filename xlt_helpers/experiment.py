@@ -116,7 +116,7 @@ def run_finetune_mono(cfg: RunConfig, task: str, mono_dir: str | Path, out_dir: 
     spec, ft, lang = get_task(task), cfg.finetune, cfg.data.language
     tok, orig, _ = _languages(mono_dir, None)
     enc = _encoder(cfg, task, tok)
-    train, test = enc("train", lang, orig, ft.train_examples), enc("test", lang, orig, ft.test_examples)
+    train, test = enc("train", lang, orig, ft.train_examples), enc(ft.eval_split, lang, orig, ft.test_examples)
     model = finetune(mono_dir, spec, train, ft)
     out = Path(out_dir) / "model"
     model.save_pretrained(out)
@@ -141,7 +141,8 @@ def run_transfer(cfg: RunConfig, task: str, bilingual_dir: str | Path, mono_task
     trees = task_trees(task, lang, cfg.data) if derived.needs_trees else None
     enc = _encoder(cfg, task, tok, trees)
     train_o, train_d = enc("train", lang, orig, ft.train_examples), enc("train", lang, derived, ft.train_examples)
-    test_o, test_d = enc("test", lang, orig, ft.test_examples), enc("test", lang, derived, ft.test_examples)
+    test_o = enc(ft.eval_split, lang, orig, ft.test_examples)
+    test_d = enc(ft.eval_split, lang, derived, ft.test_examples)
 
     predictions: dict = {}
     model = finetune(bilingual_dir, spec, train_o, ft)
@@ -177,16 +178,16 @@ def run_pair_transfer(cfg: RunConfig, task: str, pair_dir: str | Path, mono_task
     enc = _encoder(cfg, task, tok)
 
     predictions: dict = {}
-    test_b = enc("test", second, orig, ft.test_examples)
+    test_b = enc(ft.eval_split, second, orig, ft.test_examples)
     model = finetune(pair_dir, spec, enc("train", first, orig, ft.train_examples), ft)
     scores = {"BZ": _evaluate(model, spec, test_b, cfg, predictions, "BZ"),
-              "orig": _evaluate(model, spec, enc("test", first, orig, ft.test_examples), cfg, predictions, "orig")}
+              "orig": _evaluate(model, spec, enc(ft.eval_split, first, orig, ft.test_examples), cfg, predictions, "orig")}
     if has_task(task, second, ("train",)):
         model = finetune(pair_dir, spec, enc("train", second, orig, ft.train_examples), ft)
         scores["BS"] = _evaluate(model, spec, test_b, cfg, predictions, "BS")
     mono_model = Path(mono_task_dir) / "model"
     mono_tok, mono_orig, _ = _languages(mono_model, None)
-    mono_test = _encoder(cfg, task, mono_tok)("test", second, mono_orig, ft.test_examples)
+    mono_test = _encoder(cfg, task, mono_tok)(ft.eval_split, second, mono_orig, ft.test_examples)
     scores["MZ"] = _evaluate(load_finetuned(mono_model, spec), spec, mono_test, cfg, predictions, "MZ")
     return {"kind": "transfer", "rows": _transfer_rows(cfg, spec, scores), "predictions": predictions}
 

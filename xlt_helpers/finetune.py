@@ -79,6 +79,20 @@ def load_for_task(pretrained: str | Path, task: TaskSpec, seed: int):
     return _head(task).from_pretrained(str(pretrained), num_labels=len(task.labels))
 
 
+def parameter_groups(model: torch.nn.Module, cfg: FinetuneConfig) -> list[dict] | list[torch.nn.Parameter]:
+    """What the optimizer updates: every parameter at ``finetune.lr``, except the word embeddings at
+    ``lr * embedding_lr_scale`` (frozen at 0). Fine-tuning moves the original language's rows and never
+    their twins', so a smaller share keeps the two languages' embeddings closer (README, Scales)."""
+    if cfg.embedding_lr_scale == 1.0:
+        return list(model.parameters())  # one group, exactly as before the field existed
+    words = model.get_input_embeddings().weight
+    rest = [p for p in model.parameters() if p is not words]
+    if cfg.embedding_lr_scale == 0.0:
+        words.requires_grad_(False)
+        return rest
+    return [{"params": rest}, {"params": [words], "lr": cfg.lr * cfg.embedding_lr_scale}]
+
+
 def load_finetuned(path: str | Path, task: TaskSpec):
     """A model fine-tuned earlier and saved with ``save_pretrained``."""
     return _head(task).from_pretrained(str(path)).eval()
@@ -100,7 +114,7 @@ def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], c
     n_batches = math.ceil(len(train) / cfg.batch_size)
     total = max(1, int(round(cfg.epochs * n_batches)))
     warmup = max(1, int(cfg.warmup_ratio * total))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+    opt = torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             fused=device.type in ("cuda", "cpu"))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 MONO = "mono"   # the transformation column of a monolingual model
 PAIR = "pair"   # the transformation column of a natural language pair
+DEFAULT_VARIANT = "default"  # the variant column of a grid without `variants`
 
 
 def pair_name(language: str, target_language: str) -> str:

@@ -94,3 +94,45 @@ def alignment_figure(models: pd.DataFrame, predictor: str = "alignment_at_1"):
     grid.set_axis_labels(f"{predictor} (P@1, 0-1)", "Delta_Sup (BZ - BS)")
     grid.figure.tight_layout()
     return grid.figure
+
+
+def compute_figure(points: pd.DataFrame, extrapolations: pd.DataFrame | None = None):
+    """Transfer against pretraining compute (``analysis.calibration_points``): one panel per task (BZ
+    solid, BS dashed, MZ dotted) and one for alignment P@1, x = estimated pretraining FLOPs (log), one
+    colour per lever, each line through the base variant. Levers that leave pretraining as it is (the
+    fine-tuning protocol) sit at the base's x, as points. ``extrapolations``: rows (lever, quantity,
+    pretrain_flops, value) drawn as hollow markers labelled 'extrapolated'."""
+    if points.empty:
+        return None
+    tasks = list(dict.fromkeys(q.split(" ")[0] for q in points.quantity if q != "alignment P@1"))
+    panels = tasks + (["alignment P@1"] if (points.quantity == "alignment P@1").any() else [])
+    levers = [lv for lv in dict.fromkeys(points.lever) if lv != "base"]
+    colours = dict(zip(levers, sns.color_palette("tab10", max(len(levers), 1))))
+    base = points[points.lever == "base"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
+    styles = {"BZ": "-", "BS": "--", "MZ": ":"}
+    for ax, panel in zip(axes[0], panels):
+        for lv in levers:
+            for setting, style in (styles.items() if panel != "alignment P@1" else [("", "-")]):
+                q = f"{panel} {setting}" if setting else panel
+                sub = pd.concat([base[base.quantity == q], points[(points.lever == lv) & (points.quantity == q)]])
+                sub = sub.sort_values("pretrain_flops")
+                if sub.empty:
+                    continue
+                err = np.vstack([sub.value - sub.ci_low, sub.ci_high - sub.value]).clip(min=0)
+                same_x = sub.pretrain_flops.nunique() == 1  # a fine-tuning lever: points, no line
+                ax.errorbar(sub.pretrain_flops, sub.value, yerr=np.nan_to_num(err), color=colours[lv],
+                            ls="none" if same_x else style, marker="o" if setting in ("", "BZ") else ".",
+                            capsize=2, label=f"{lv}" if setting in ("", "BZ") else None, alpha=0.9)
+        if extrapolations is not None and len(extrapolations):
+            for e in extrapolations[extrapolations.quantity.str.startswith(panel)].itertuples():
+                ax.scatter([e.pretrain_flops], [e.value], facecolors="none", edgecolors=colours.get(e.lever, "grey"),
+                           s=60, label=f"{e.lever} (extrapolated)")
+        ax.set_xscale("log")
+        ax.set_title(panel if panel == "alignment P@1" else f"{panel}: BZ solid, BS dashed, MZ dotted")
+        ax.set_xlabel("pretraining FLOPs (estimated)")
+        ax.set_ylabel("P@1 (0-1)" if panel == "alignment P@1" else "task score (0-1)")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(title="lever", fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig

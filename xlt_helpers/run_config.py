@@ -121,6 +121,10 @@ class FinetuneConfig:
     weight_decay: float = _f(0.01, "AdamW weight decay")
     grad_clip: float = _f(1.0, "gradient-norm clip")
     eval_batch_size: int = _f(128, "examples per evaluation batch")
+    embedding_lr_scale: float = _f(1.0, "the word embeddings' learning rate as a share of finetune.lr (0: frozen); "
+                                        "the same for BS, BZ and the monolingual model", key="when_set")
+    eval_split: str = _f("test", "the split scored: dev to choose settings (calibration), test to report",
+                         ("test", "dev"), key="when_set")
     precision: str = _f("auto", "as pretrain.precision", ("auto", "fp32", "bf16"))
     device: str = _f("auto", "as pretrain.device", ("auto", "cpu", "cuda", "mps"))
 
@@ -357,6 +361,7 @@ def _validate(cfg: RunConfig, where: str) -> None:
     need(0.0 < p.dictionary_fraction <= 1.0, "pretrain.dictionary_fraction", "a share in (0, 1]")
     need(0.0 < p.dict_mlm_prob <= 1.0, "pretrain.dict_mlm_prob", "a probability in (0, 1]")
     need(0.0 <= ft.warmup_ratio < 1.0, "finetune.warmup_ratio", "a share in [0, 1)")
+    need(ft.embedding_lr_scale >= 0.0, "finetune.embedding_lr_scale", "a share of finetune.lr, 0 or more (0: frozen)")
     need(0.0 < ev.alignment_heldout < 1.0, "evaluate.alignment_heldout", "a share in (0, 1)")
     need(ev.retrieval_layer is None or 0 <= ev.retrieval_layer <= m.layers, "evaluate.retrieval_layer",
          f"null or a layer in 0..{m.layers} (0: embeddings)")

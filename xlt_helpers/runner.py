@@ -42,7 +42,7 @@ import yaml
 
 from .config import REPO_ROOT, runs_dir
 from .fingerprint import code_fingerprint, fingerprint
-from .labels import MONO, PAIR, pair_name
+from .labels import DEFAULT_VARIANT, MONO, PAIR, pair_name
 from .progress import GridProgress, Ticker, step_env
 from .run_config import GRID_SET, ConfigError, RunConfig, _closest, flatten_overrides, resolve, step_key
 from .storage import atomic_write_json, read_json
@@ -53,7 +53,7 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 # fill the grid log once per step. Cell errors still reach the executed notebook and error.json.
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 GRID_KEYS = {"name", "scale", "seeds", "finetune_seeds", "corpus_settings", "languages", "transformations", "tasks",
-             "overrides",
+             "overrides", "variants",
              "alignment", "description", "pairs"}
 LIST_KEYS = {"seeds": int, "finetune_seeds": int, "corpus_settings": str, "languages": str, "transformations": str,
              "tasks": str, "pairs": str}
@@ -70,6 +70,7 @@ class Grid:
     finetune_seeds: list[int] | None = None         # None: each model fine-tuned with its pretraining seed
     corpus_settings: list[str] | None = None        # None: data.corpus_setting from the preset and overrides
     overrides: dict = field(default_factory=dict)   # dotted config fields -> values
+    variants: dict[str, dict] = field(default_factory=lambda: {DEFAULT_VARIANT: {}})  # name -> more overrides
     alignment: bool = True
     description: str = ""
     pairs: list[str] = field(default_factory=list)  # natural language pairs "first-second", e.g. "en-fr"
@@ -77,13 +78,15 @@ class Grid:
 
     def config(self, language: str, seed: int, transformation: str | None = None,
                second_language: str | None = None, finetune_seed: int | None = None,
-               corpus_setting: str | None = None) -> RunConfig:
+               corpus_setting: str | None = None, variant: str | None = None) -> RunConfig:
         """The resolved config of one model of the grid (``finetune_seed`` None: the pretraining seed;
-        ``corpus_setting`` None: the one of the preset and overrides)."""
+        ``corpus_setting`` None: the one of the preset and overrides; ``variant`` None: the first)."""
         corpus = {"data.corpus_setting": corpus_setting} if corpus_setting else {}
-        return resolve(self.scale, {**self.overrides, "data.language": language, "data.transformation": transformation,
-                                    "data.second_language": second_language, "pretrain.seed": seed,
-                                    "finetune.seed": finetune_seed, **corpus}, where=f"{self.path}: overrides")
+        name = next(iter(self.variants)) if variant is None else variant
+        where = f"{self.path}: " + (f"variants: {name}" if self.variants[name] else "overrides")
+        return resolve(self.scale, {**self.overrides, **self.variants[name], "data.language": language,
+                                    "data.transformation": transformation, "data.second_language": second_language,
+                                    "pretrain.seed": seed, "finetune.seed": finetune_seed, **corpus}, where=where)
 
 
 def load_grid(path: str | Path) -> Grid:
@@ -126,10 +129,15 @@ def load_grid(path: str | Path) -> Grid:
     if raw.get("corpus_settings") and "data.corpus_setting" in overrides:
         raise ConfigError(f"{path}: data.corpus_setting is set both by `corpus_settings` and in `overrides`: "
                           "expected one of the two")
-    for name in overrides:
-        if name in GRID_SET:
-            raise ConfigError(f"{path}: overrides: {name} is set by the grid's `{GRID_SET[name]}` key, not here")
-    grid = Grid(**raw, overrides=overrides, path=str(path))
+    variants = _load_variants(raw.pop("variants", None), path)
+    for where, names in [("overrides", overrides)] + [(f"variants: {v}", o) for v, o in variants.items()]:
+        for name in names:
+            if name in GRID_SET:
+                raise ConfigError(f"{path}: {where}: {name} is set by the grid's `{GRID_SET[name]}` key, not here")
+            if name == "data.corpus_setting" and raw.get("corpus_settings") and where != "overrides":
+                raise ConfigError(f"{path}: {where}: data.corpus_setting is also set by `corpus_settings`: "
+                                  "expected one of the two")
+    grid = Grid(**raw, overrides=overrides, variants=variants, path=str(path))
     from .data import language_spec, languages
     from .tasks import get_task
     from .transformations import parse_spec
@@ -159,10 +167,39 @@ def load_grid(path: str | Path) -> Grid:
     if first is not None:  # the overrides, checked now; plan() resolves every model's config
         for corpus in grid.corpus_settings or []:
             resolve(grid.scale, {"data.corpus_setting": corpus}, where=f"{path}: corpus_settings")
-        for corpus in grid.corpus_settings or [None]:
+        for corpus, variant in itertools.product(grid.corpus_settings or [None], grid.variants):
             grid.config(first, grid.seeds[0], grid.transformations[0] if grid.transformations else None,
-                        corpus_setting=corpus)
+                        corpus_setting=corpus, variant=variant)
+        if len(grid.variants) > 1:  # two variants that build the same models would count every run twice
+            seen: dict[str, str] = {}
+            for variant in grid.variants:
+                cfg = grid.config(first, grid.seeds[0], grid.transformations[0] if grid.transformations else None,
+                                  variant=variant)
+                key = step_key(cfg, tuple(GROUPS_OF_A_RUN))
+                if key in seen:
+                    raise ConfigError(f"{path}: variants {seen[key]!r} and {variant!r} resolve to the same "
+                                      "configuration: expected each variant to change something")
+                seen[key] = variant
     return grid
+
+
+GROUPS_OF_A_RUN = ("model", "data", "pretrain", "finetune", "evaluate")
+
+
+def _load_variants(raw: Any, path: Path) -> dict[str, dict]:
+    """The grid's ``variants``: an ordered mapping of names to overrides (dotted or grouped), each applied
+    on top of the grid's ``overrides``; without the key, one variant named ``default`` with none."""
+    if raw is None:
+        return {DEFAULT_VARIANT: {}}
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{path}: variants must be a non-empty mapping of names to overrides, e.g. "
+                          f"variants: {{small: {{model.layers: 1}}, deep: {{model.layers: 4}}}}, found {raw!r}")
+    out = {}
+    for name, overrides in raw.items():
+        if not isinstance(name, str) or not name or any(c in name for c in "/\\,\n"):
+            raise ConfigError(f"{path}: variants: bad name {name!r}: expected a short string without / , or newlines")
+        out[name] = flatten_overrides(overrides or {}, f"{path}: variants: {name}")
+    return out
 
 
 def check_transformation(spec: str, where: str | Path = "grid") -> None:
@@ -214,6 +251,7 @@ class Step:
     cfg: RunConfig
     params: dict[str, Any]    # the notebook's other parameters (task, the folders it reads)
     deps: list["Step"] = field(default_factory=list)
+    variants: list[str] = field(default_factory=list)  # the grid's variants it serves (a step can serve several)
 
     @property
     def name(self) -> str:
@@ -382,11 +420,16 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
     steps: dict[Path, Step] = {}
     skips: list[Skip] = []
 
+    variant = DEFAULT_VARIANT
+
     def add(kind: str, notebook: str, cfg: RunConfig, task: str | None = None, deps: tuple[Step, ...] = (),
             **params: Any) -> Step:
         out = step_dir(cfg, kind, task)
         params = {"task": task, **params} if kind in ("finetune_mono", "transfer") else params
-        return steps.setdefault(out, Step(kind, notebook, out, cfg, params, list(deps)))
+        step = steps.setdefault(out, Step(kind, notebook, out, cfg, params, list(deps)))
+        if variant not in step.variants:
+            step.variants.append(variant)
+        return step
 
     def skip(cell: str, reason: str) -> None:
         if Skip(cell, reason) not in skips:
@@ -412,10 +455,10 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
             reason = missing_data_reason(task, lang, splits)
             if reason:
                 skip(f"{lang} x {task} (every transformation)", reason)
-        for seed in grid.seeds:
+        for variant, seed in itertools.product(grid.variants, grid.seeds):
             for tr, corpus, ft_seed in itertools.product(grid.transformations, grid.corpus_settings or [None],
                                                          grid.finetune_seeds or [None]):
-                cfg = grid.config(lang, seed, tr, finetune_seed=ft_seed, corpus_setting=corpus)
+                cfg = grid.config(lang, seed, tr, finetune_seed=ft_seed, corpus_setting=corpus, variant=variant)
                 mono, mono_tasks = mono_steps(cfg)
                 pre = add("pretrain", "01_pretrain.ipynb", cfg)
                 for task in grid.tasks:
@@ -449,8 +492,8 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
                       or missing_data_reason(task, second, ("test",)))
             if reason:
                 skip(f"{name} x {task}", reason)
-        for seed, ft_seed in itertools.product(grid.seeds, grid.finetune_seeds or [None]):
-            cfg = grid.config(first, seed, second_language=second, finetune_seed=ft_seed)
+        for variant, seed, ft_seed in itertools.product(grid.variants, grid.seeds, grid.finetune_seeds or [None]):
+            cfg = grid.config(first, seed, second_language=second, finetune_seed=ft_seed, variant=variant)
             mono, mono_tasks = mono_steps(cfg)
             pre = add("pretrain", "01_pretrain.ipynb", cfg)
             for task in grid.tasks:
@@ -726,11 +769,12 @@ def aggregate(grid: Grid, steps: list[Step], log=print, skips: list[Skip] | None
     rows, failures, intervals, samples = [], [], [], []
     for s in steps:
         step_rows, step_failures = collect([s.out_dir])
-        rows += [{**r, "corpus_setting": s.cfg.data.corpus_setting, "step": s.name} for r in step_rows
-                 if r["metric"] not in TIMING_METRICS]
-        step_samples = run_samples(s.out_dir)
-        intervals += [{**r, "step": s.name} for r in run_intervals(step_samples)]
-        samples += step_samples
+        for variant in s.variants or [DEFAULT_VARIANT]:  # a step shared by two variants counts in each
+            rows += [{**r, "corpus_setting": s.cfg.data.corpus_setting, "variant": variant, "step": s.name}
+                     for r in step_rows if r["metric"] not in TIMING_METRICS]
+            step_samples = run_samples(s.out_dir, variant)
+            intervals += [{**r, "step": s.name} for r in run_intervals(step_samples)]
+            samples += step_samples
         failures += step_failures
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     for name, table in (("results.csv", df), ("configs.csv", pd.DataFrame(config_rows(steps))),
