@@ -1,9 +1,14 @@
 """Command line: ``python -m xlt_helpers <command>``.
 
 Commands:
-  run <grid.yaml> [--rerun-stale]   run every pending step of a grid, then aggregate and render the report;
+  run <grid.yaml> [--rerun-stale] [--executor local|ray] [--address ADDR] [--cpus-per-step N] [--pretrain-procs N]
+                                    run every pending step of a grid, then aggregate and render the report;
                                     steps computed by older code are reused with a warning, or redone
-                                    with --rerun-stale
+                                    with --rerun-stale. The default executor, local, runs the steps one by
+                                    one here; --executor ray submits them as Ray tasks to the cluster at
+                                    ADDR (default: Ray's own choice), --cpus-per-step CPUs each, every
+                                    pretraining under torchrun with --pretrain-procs processes (one GPU
+                                    each on cuda); README, "Grids on a cluster (Ray)"
   status <grid.yaml>                list the grid's steps: done, stale, failed or pending
   report <grid.yaml>                re-aggregate finished steps and re-render the report without running anything
   config <preset> [group.field=value ...]
@@ -76,8 +81,9 @@ def _dispatch(cmd: str, rest: list[str]) -> int:
     if cmd in ("run", "status", "report"):
         rerun_stale = cmd == "run" and "--rerun-stale" in rest
         rest = [a for a in rest if a != "--rerun-stale"] if cmd == "run" else rest
+        options = _run_options(rest) if cmd == "run" else {}
         if len(rest) != 1 or rest[0].startswith("--"):
-            print(f"usage: python -m xlt_helpers {cmd} <grid.yaml>" + (" [--rerun-stale]" if cmd == "run" else ""),
+            print(f"usage: python -m xlt_helpers {cmd} <grid.yaml>" + (RUN_USAGE if cmd == "run" else ""),
                   file=sys.stderr)
             return 2
         from . import runner
@@ -85,7 +91,7 @@ def _dispatch(cmd: str, rest: list[str]) -> int:
         if cmd == "run":
             before = signal.signal(signal.SIGTERM, _interrupt)  # a kill stops the grid as Ctrl-C does
             try:
-                runner.run_grid(rest[0], rerun_stale=rerun_stale)
+                runner.run_grid(rest[0], rerun_stale=rerun_stale, **options)
             finally:
                 signal.signal(signal.SIGTERM, before)
             return _failed(rest[0])
@@ -103,6 +109,27 @@ def _dispatch(cmd: str, rest: list[str]) -> int:
         return 0
     print(f"unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
     return 2
+
+
+RUN_USAGE = " [--rerun-stale] [--executor local|ray] [--address ADDR] [--cpus-per-step N] [--pretrain-procs N]"
+RUN_FLAGS = {"--executor": ("executor", str), "--address": ("address", str), "--cpus-per-step": ("cpus_per_step", int),
+             "--pretrain-procs": ("pretrain_procs", int)}
+
+
+def _run_options(rest: list[str]) -> dict:
+    """Take ``run``'s flags with a value out of ``rest`` (in place): ``run_grid``'s keyword arguments."""
+    options = {}
+    for flag, (name, kind) in RUN_FLAGS.items():
+        while flag in rest:
+            k = rest.index(flag)
+            if k + 1 >= len(rest) or rest[k + 1].startswith("--"):
+                raise ValueError(f"command line: {flag} needs a value")
+            try:
+                options[name] = kind(rest[k + 1])
+            except ValueError:
+                raise ValueError(f"command line: {flag} expects a whole number, found {rest[k + 1]!r}") from None
+            del rest[k:k + 2]
+    return options
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -676,9 +676,17 @@ def to_run(steps: list[Step], rerun_stale: bool = False, log=print) -> list[Step
     return todo
 
 
-def run_grid(grid_path: str | Path, log=print, rerun_stale: bool = False) -> Path:
+def run_grid(grid_path: str | Path, log=print, rerun_stale: bool = False, executor: str = "local",
+             **ray_options: Any) -> Path:
     """Run every step of a grid that is not done yet (and the stale ones with ``rerun_stale``), then
-    aggregate; returns the report folder. Every config is resolved and checked before any step runs."""
+    aggregate; returns the report folder. Every config is resolved and checked before any step runs.
+    ``executor``: ``local`` runs the steps one at a time here (``run_steps``); ``ray`` submits them as
+    Ray tasks (``executors.run_steps_ray``, which takes ``ray_options``: address, cpus_per_step,
+    pretrain_procs)."""
+    if executor not in ("local", "ray"):
+        raise ValueError(f"unknown executor {executor!r}: expected local or ray")
+    if executor == "local" and ray_options:
+        raise ValueError(f"{', '.join(sorted(ray_options))}: only with executor ray")
     grid = load_grid(grid_path)
     steps, skips = plan(grid)
     todo = to_run(steps, rerun_stale, log)
@@ -686,7 +694,12 @@ def run_grid(grid_path: str | Path, log=print, rerun_stale: bool = False) -> Pat
     for sk in skips:
         log(f"  skipped {sk.cell}: {sk.reason}")
     try:
-        run_steps(todo, log)
+        if executor == "ray":
+            from .executors import run_steps_ray
+
+            run_steps_ray(todo, log, **ray_options)
+        else:
+            run_steps(todo, log)
     except KeyboardInterrupt:
         log(f"grid {grid.name}: interrupted; finished steps are kept, run again to resume")
         raise
@@ -727,10 +740,12 @@ def run_steps(todo: list[Step], log=print) -> dict[str, int]:
     return counts
 
 
-def run_one(step: Step, log=print) -> bool:
+def run_one(step: Step, log=print, launch=None) -> bool:
     """Run ``step`` unless it is done by the time its lock is held (another runner may have run it);
     True when it ends done. A dependency another runner is running is waited for; one that is not done
-    then makes the step fail with "dependency failed", without running it."""
+    then makes the step fail with "dependency failed", without running it. ``launch(step, log)``, when
+    given, runs first under the lock (the Ray executor's torchrun phase of a multi-process pretraining,
+    ``executors.torchrun_pretrain``); the problem it returns, if any, fails the step before its notebook."""
     for dep in step.deps:
         if not dep.done:
             with step_lock(dep, log):
@@ -741,10 +756,13 @@ def run_one(step: Step, log=print) -> bool:
             return True
         failed = [d for d in step.deps if not d.done]
         if failed:
-            step.interrupted.unlink(missing_ok=True)
-            atomic_write_json({"step": step.name, "kind": step.kind, "params": step.params,
-                               "error": f"dependency failed: {', '.join(d.name for d in failed)}"}, step.error)
+            record_error(step, f"dependency failed: {', '.join(d.name for d in failed)}")
             log("  skipped: a dependency failed")
+            return False
+        problem = launch(step, log) if launch is not None else None
+        if problem:
+            record_error(step, problem)
+            log(f"  FAILED {step.name}: {problem}")
             return False
         return execute_step(step, log)
 
@@ -809,3 +827,10 @@ def status(grid_path: str | Path) -> list[tuple[str, str]]:
     """(step, state) for every step of a grid: done, stale, failed, or pending; then the skipped cells."""
     steps, skips = plan(load_grid(grid_path))
     return [(s.name, s.state()) for s in steps] + [(sk.cell, f"skipped: {sk.reason}") for sk in skips]
+
+
+def record_error(step: Step, error: str) -> None:
+    """Record ``step`` as failed for ``error`` without a notebook run (a failed dependency, a failed torchrun
+    launch, a Ray worker lost): ``error.json`` as ``status`` reads it. Hold the step's lock."""
+    step.interrupted.unlink(missing_ok=True)
+    atomic_write_json({"step": step.name, "kind": step.kind, "params": step.params, "error": error}, step.error)
