@@ -98,40 +98,54 @@ def alignment_figure(models: pd.DataFrame, predictor: str = "alignment_at_1"):
 
 def compute_figure(points: pd.DataFrame, extrapolations: pd.DataFrame | None = None):
     """Transfer against pretraining compute (``analysis.calibration_points``): one panel per task (BZ
-    solid, BS dashed, MZ dotted) and one for alignment P@1, x = estimated pretraining FLOPs (log), one
-    colour per lever, each line through the base variant. Levers that leave pretraining as it is (the
-    fine-tuning protocol) sit at the base's x, as points. ``extrapolations``: rows (lever, quantity,
-    pretrain_flops, value) drawn as hollow markers labelled 'extrapolated'."""
+    solid, BS dashed, MZ dotted) and one for alignment (P@1 solid, after Procrustes dashed), x = estimated
+    pretraining FLOPs (log), one colour per lever, each line starting at the base variant (black).
+    Levers that leave pretraining as it is (the fine-tuning protocol) sit at the base's FLOPs, spread
+    a little sideways so that their error bars do not hide each other. ``extrapolations``: rows (lever,
+    quantity, pretrain_flops, value) drawn as hollow markers labelled 'extrapolated'."""
     if points.empty:
         return None
-    tasks = list(dict.fromkeys(q.split(" ")[0] for q in points.quantity if q != "alignment P@1"))
-    panels = tasks + (["alignment P@1"] if (points.quantity == "alignment P@1").any() else [])
+    tasks = list(dict.fromkeys(q[: -len(" BZ")] for q in points.quantity if q.endswith(" BZ")))
+    align = {"alignment P@1": "-", "alignment P@1 (Procrustes)": "--"}
+    panels = tasks + (["alignment"] if points.quantity.isin(list(align)).any() else [])
     levers = [lv for lv in dict.fromkeys(points.lever) if lv != "base"]
     colours = dict(zip(levers, sns.color_palette("tab10", max(len(levers), 1))))
     base = points[points.lever == "base"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
-    styles = {"BZ": "-", "BS": "--", "MZ": ":"}
+    base_flops = base.pretrain_flops.iloc[0] if len(base) else np.nan
+    same = [lv for lv in levers if (points[points.lever == lv].pretrain_flops == base_flops).all()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.0), squeeze=False)
     for ax, panel in zip(axes[0], panels):
-        for lv in levers:
-            for setting, style in (styles.items() if panel != "alignment P@1" else [("", "-")]):
-                q = f"{panel} {setting}" if setting else panel
-                sub = pd.concat([base[base.quantity == q], points[(points.lever == lv) & (points.quantity == q)]])
-                sub = sub.sort_values("pretrain_flops")
-                if sub.empty:
+        lines = align if panel == "alignment" else {f"{panel} {s}": st for s, st in (("BZ", "-"), ("BS", "--"),
+                                                                                       ("MZ", ":"))}
+        for q, style in lines.items():
+            b = base[base.quantity == q]
+            for lv in levers:
+                sub = points[(points.lever == lv) & (points.quantity == q)].sort_values("pretrain_flops")
+                if sub.empty or (panel == "alignment" and lv in same):  # fine-tuning does not move alignment
                     continue
+                x = sub.pretrain_flops * (1 + 0.03 * (same.index(lv) + 1) if lv in same else 1)
+                if lv not in same and len(b):
+                    ax.plot([b.pretrain_flops.iloc[0], x.iloc[0]], [b.value.iloc[0], sub.value.iloc[0]],
+                            color=colours[lv], ls=style, lw=1)
                 err = np.vstack([sub.value - sub.ci_low, sub.ci_high - sub.value]).clip(min=0)
-                same_x = sub.pretrain_flops.nunique() == 1  # a fine-tuning lever: points, no line
-                ax.errorbar(sub.pretrain_flops, sub.value, yerr=np.nan_to_num(err), color=colours[lv],
-                            ls="none" if same_x else style, marker="o" if setting in ("", "BZ") else ".",
-                            capsize=2, label=f"{lv}" if setting in ("", "BZ") else None, alpha=0.9)
+                first = style in ("-",)
+                ax.errorbar(x, sub.value, yerr=np.nan_to_num(err), color=colours[lv], ls="none" if lv in same else style,
+                            marker="o" if first else ".", capsize=2, label=lv if first else None)
+            if len(b):
+                err = np.vstack([b.value - b.ci_low, b.ci_high - b.value]).clip(min=0)
+                ax.errorbar(b.pretrain_flops, b.value, yerr=np.nan_to_num(err), color="black", ls="none",
+                            marker="s" if style == "-" else ".", capsize=2,
+                            label=f"{b.variant.iloc[0]} (base)" if style == "-" else None)
         if extrapolations is not None and len(extrapolations):
-            for e in extrapolations[extrapolations.quantity.str.startswith(panel)].itertuples():
+            mine = extrapolations[extrapolations.quantity.isin(list(lines))]
+            for e in mine.itertuples():
                 ax.scatter([e.pretrain_flops], [e.value], facecolors="none", edgecolors=colours.get(e.lever, "grey"),
-                           s=60, label=f"{e.lever} (extrapolated)")
+                           s=70, label=f"{e.lever}: {e.quantity} (extrapolated)")
         ax.set_xscale("log")
-        ax.set_title(panel if panel == "alignment P@1" else f"{panel}: BZ solid, BS dashed, MZ dotted")
+        ax.set_title("alignment: P@1 solid, Procrustes dashed" if panel == "alignment"
+                     else f"{panel}: BZ solid, BS dashed, MZ dotted")
         ax.set_xlabel("pretraining FLOPs (estimated)")
-        ax.set_ylabel("P@1 (0-1)" if panel == "alignment P@1" else "task score (0-1)")
+        ax.set_ylabel("P@1 (0-1)" if panel == "alignment" else "task score (0-1)")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(title="lever", fontsize=7, loc="best")
     fig.tight_layout()
