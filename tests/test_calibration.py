@@ -106,3 +106,31 @@ def test_calibration_points_join_each_variant_to_its_compute():
     assert analysis.lever("layers=4") == "layers" and analysis.lever("demo") == "base"
     table = analysis.variant_table(points)
     assert table.loc["demo", "pos Delta_Sup"].startswith("-0.500") and table.loc["layers=4", "pretrain_flops"] == "2.40e+13"
+
+
+def test_extrapolation_solves_the_log_linear_trend_for_the_target():
+    # 0.2 at 1e13 and 0.3 at 1e14: +0.1 a decade, so 0.5 is reached at 1e16 (100x the largest run)
+    points = pd.DataFrame({"lever": ["base", "steps", "steps"], "quantity": ["pos BZ"] * 3,
+                           "pretrain_flops": [1e13, 1e14, 1e14], "value": [0.2, 0.3, 0.3]})
+    got = analysis.extrapolate(points, "steps", "pos BZ", 0.5)
+    assert got["pretrain_flops"] == pytest.approx(1e16) and got["times_the_largest_run"] == pytest.approx(100)
+    assert analysis.extrapolate(points, "steps", "pos BZ", 0.1) is None  # behind us: not an extrapolation
+    assert analysis.extrapolate(points[:1], "steps", "pos BZ", 0.5) is None  # one point: no trend
+
+
+def test_targets_on_hand_made_cells():
+    def cell(tr, task, setting, metric, v, half=0.02):
+        return {"language": "en", "variant": "cpu", "transformation": tr, "corpus_setting": "parallel", "task": task,
+                "setting": setting, "metric": metric, "value": v, "ci_low": v - half, "ci_high": v + half,
+                "se": half / 1.96, "df": float("inf"), "n_examples": 1000, "n_seeds": 3, "interval": "made by hand"}
+    cells = pd.DataFrame([cell("translit", "pos", "BS", "accuracy", 0.74), cell("translit", "pos", "BZ", "accuracy", 0.70),
+                          cell("translit", "pos", "MZ", "accuracy", 0.10), cell("translit", "ner", "BZ", "f1", 0.12),
+                          cell("translit", "ner", "MZ", "f1", 0.10), cell("translit", "xnli", "BS", "accuracy", 0.45),
+                          cell("translit", "pos", "delta", "delta_sup", -0.04),
+                          cell("translit+inv", "pos", "delta", "delta_sup", -0.30)])
+    got = analysis.targets(cells).set_index("target").verdict
+    assert got["POS: BZ - 0.85 x BS > 0"] == "met"          # 0.70 - 0.629 = 0.071, se 0.013
+    assert got["POS: BZ - MZ > 0.3"] == "met"
+    assert got["NER: BZ above MZ, intervals apart"] == "unclear"   # [0.10, 0.14] against [0.08, 0.12]
+    assert got["XNLI: BS > 0.5"] == "not met"
+    assert got["POS: Delta_Sup(translit+inv) below Delta_Sup(translit), intervals apart"] == "met"

@@ -607,3 +607,74 @@ def calibration_points(cells: pd.DataFrame, compute: pd.DataFrame) -> pd.DataFra
     points = pd.concat([scores, deltas, align], ignore_index=True)
     keep = ["variant", "transformation", "quantity", "value", "ci_low", "ci_high", "n_seeds"]
     return points[keep].merge(compute, on="variant")
+
+
+def extrapolate(points: pd.DataFrame, lever_name: str, quantity: str, target: float) -> dict | None:
+    """Where ``quantity`` would reach ``target`` if it kept growing along ``lever_name`` as it did: a line
+    in log10(FLOPs) through the base and the lever's points (scipy.stats.linregress), solved for the
+    target. None with fewer than two distinct FLOPs or a slope that does not head for the target. An
+    extrapolation, not a measurement: the report and the README label it so."""
+    from scipy.stats import linregress
+
+    sub = points[points.lever.isin(["base", lever_name]) & (points.quantity == quantity)].dropna(subset=["value"])
+    if sub.pretrain_flops.nunique() < 2:
+        return None
+    fit = linregress(np.log10(sub.pretrain_flops), sub.value)
+    last = sub.loc[sub.pretrain_flops.idxmax()]
+    if fit.slope == 0 or (target - last.value) / fit.slope < 0:
+        return None
+    flops = 10 ** ((target - fit.intercept) / fit.slope)
+    return {"lever": lever_name, "quantity": quantity, "target": target, "pretrain_flops": float(flops),
+            "value": target, "times_the_largest_run": float(flops / last.pretrain_flops),
+            "slope_per_decade": float(fit.slope), "n_points": len(sub)}
+
+
+# Issue 14's targets for the `cpu` scale (English, Transliteration): finding 1 visible on a CPU.
+CPU_TARGETS = {
+    "pos_bz_share": 0.85,   # POS: BZ at least 0.85 x BS
+    "pos_bz_over_mz": 0.30,  # POS: BZ - MZ at least 0.3
+    "xnli_bs": 0.50,         # XNLI: BS at least 0.50 (chance 0.33)
+}
+
+
+def targets(cells: pd.DataFrame) -> pd.DataFrame:
+    """The four targets of the `cpu` scale, per language and variant where ``cells`` has them, each with
+    its estimate, 95% interval and verdict (``met`` when the whole interval is on the target's side,
+    ``not met`` when it is all on the other, ``unclear`` otherwise). Combinations of two cells treat them
+    as independent (``stats.combine``: conservative for BZ and BS, which share test sentences)."""
+    from . import stats
+
+    t = CPU_TARGETS
+    rows = []
+    keys = [k for k in ("language", "variant") if k in cells]
+    for key, g in (cells.groupby(keys, sort=False) if keys else [((), cells)]):
+        where = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+
+        def get(tr: str, task: str, setting: str, metric: str):
+            c = g[(g.transformation == tr) & (g.task == task) & (g.setting == setting) & (g.metric == metric)]
+            return _stored_interval(next(c.itertuples())) if len(c) else None
+
+        def add(name: str, iv, threshold: float) -> None:
+            if iv is not None:
+                verdict = verdict_above(iv.low, iv.high, threshold)
+                rows.append({**where, "target": name, "estimate": iv.estimate, "ci_low": iv.low, "ci_high": iv.high,
+                             "verdict": {"reproduced": "met", "contradicted": "not met"}.get(verdict, "unclear")})
+
+        bz, bs, mz = (get("translit", "pos", s, "accuracy") for s in ("BZ", "BS", "MZ"))
+        if bz and bs:
+            add(f"POS: BZ - {t['pos_bz_share']} x BS > 0", stats.combine([bz, bs], [1, -t["pos_bz_share"]]), 0.0)
+        if bz and mz:
+            add(f"POS: BZ - MZ > {t['pos_bz_over_mz']}", stats.combine([bz, mz], [1, -1]), t["pos_bz_over_mz"])
+        ner_bz, ner_mz = get("translit", "ner", "BZ", "f1"), get("translit", "ner", "MZ", "f1")
+        if ner_bz and ner_mz:  # intervals that do not overlap: BZ's low end above MZ's high end
+            gap = stats.Interval(ner_bz.estimate - ner_mz.estimate, ner_bz.low - ner_mz.high,
+                                 ner_bz.high - ner_mz.low, np.nan, np.inf, ner_bz.n_examples, ner_bz.n_seeds,
+                                 "BZ's interval against MZ's")
+            add("NER: BZ above MZ, intervals apart", gap, 0.0)
+        add(f"XNLI: BS > {t['xnli_bs']}", get("translit", "xnli", "BS", "accuracy"), t["xnli_bs"])
+        one, both = get("translit", "pos", "delta", "delta_sup"), get("translit+inv", "pos", "delta", "delta_sup")
+        if one and both:
+            gap = stats.Interval(one.estimate - both.estimate, one.low - both.high, one.high - both.low, np.nan,
+                                 np.inf, one.n_examples, min(one.n_seeds, both.n_seeds), "intervals against each other")
+            add("POS: Delta_Sup(translit+inv) below Delta_Sup(translit), intervals apart", gap, 0.0)
+    return pd.DataFrame(rows)
