@@ -31,7 +31,7 @@ def test_resolve_fills_every_auto_field(monkeypatch):
 
 
 def test_presets_and_overrides():
-    assert set(PRESETS) == {"test", "demo", "gpu_small", "paper"}
+    assert set(PRESETS) == {"test", "demo", "cpu", "gpu_small", "paper"}
     paper = resolve("paper")
     for g, cls in GROUPS.items():  # `paper` is the defaults themselves
         for name, value in PRESETS["paper"].get(g, {}).items():

@@ -199,6 +199,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "pretrain": dict(steps=6000, batch_size=32, seq_len=128, lr=5e-3, warmup=300, checkpoint_every=500),
         "finetune": dict(train_examples=3000, test_examples=1000, epochs=3.0, batch_size=32, lr=2e-3, max_len=128),
     },
+    # the study on a CPU (issue 14): `demo` with a 2,000-sentence corpus seen ~300 times (twice the steps),
+    # the levers of papermill_runs/grids/calibration.yaml that raised transfer on the dev split (README,
+    # Scales: "Calibration"); ~9 min a model on one core of these machines, under 30 on two
+    "cpu": {
+        "model": dict(vocab_size=2000, layers=1, hidden=64, heads=4, ffn=256, dropout=0.0, init_range=0.06),
+        "data": dict(pretrain_sentences=2000),
+        "pretrain": dict(steps=12000, batch_size=32, seq_len=128, lr=5e-3, warmup=300, checkpoint_every=500),
+        "finetune": dict(train_examples=3000, test_examples=1000, epochs=3.0, batch_size=32, lr=2e-3, max_len=128),
+    },
     # one GPU, about an hour: the paper's model (8 layers, hidden 512, 66.8M parameters with the twin
     # vocabulary) on shorter blocks for a tenth of its steps. Expected (estimates, not yet measured on a GPU:
     # `make gpu-check`): 1.64B tokens (50k steps x 256 x 128), 159 MFLOP a token, ~10 GB of GPU memory;
