@@ -116,6 +116,8 @@ def test_extrapolation_solves_the_log_linear_trend_for_the_target():
     assert got["pretrain_flops"] == pytest.approx(1e16) and got["times_the_largest_run"] == pytest.approx(100)
     assert analysis.extrapolate(points, "steps", "pos BZ", 0.1) is None  # behind us: not an extrapolation
     assert analysis.extrapolate(points[:1], "steps", "pos BZ", 0.5) is None  # one point: no trend
+    near = points.assign(pretrain_flops=[1e13, 1.2e13, 1.2e13])  # same compute, give or take: no trend either
+    assert analysis.extrapolate(near, "steps", "pos BZ", 0.5) is None
 
 
 def test_targets_on_hand_made_cells():

@@ -555,7 +555,7 @@ def variant_compute(df: pd.DataFrame, configs: pd.DataFrame, runs_dir: str | Pat
 
     pre = df[(df.task == "pretrain") & (df.transformation != "mono")][["variant", "step"]].drop_duplicates()
     if pre.empty or configs.empty:
-        return pd.DataFrame(columns=["variant", "lever", "pretrain_flops", "pretrain_seconds", "n_models"])
+        return pd.DataFrame(columns=["variant", "lever", "pretrain_flops", "pretrain_seconds", "n_models", "pretraining"])
     rows = []
     for variant, g in pre.groupby("variant", sort=False):
         conf = configs.set_index("step").loc[list(g.step)]
@@ -564,7 +564,7 @@ def variant_compute(df: pd.DataFrame, configs: pd.DataFrame, runs_dir: str | Pat
                    for s in g.step] if runs_dir is not None else [np.nan]
         rows.append({"variant": variant, "lever": lever(variant), "pretrain_flops": float(np.mean(flops)),
                      "pretrain_seconds": float(np.nanmean(seconds)) if np.isfinite(seconds).any() else np.nan,
-                     "n_models": len(g)})
+                     "n_models": len(g), "pretraining": " ".join(sorted(g.step))})
     return pd.DataFrame(rows)
 
 
@@ -609,16 +609,34 @@ def calibration_points(cells: pd.DataFrame, compute: pd.DataFrame) -> pd.DataFra
     return points[keep].merge(compute, on="variant")
 
 
+def extrapolations(points: pd.DataFrame) -> pd.DataFrame:
+    """``extrapolate`` of POS BZ to the `cpu` target (``CPU_TARGETS``: 0.85 x the BS of the lever's largest
+    run) for every lever with two or more distinct pretraining FLOPs."""
+    out = []
+    for lv in [lv for lv in dict.fromkeys(points.lever) if lv != "base"] if len(points) else []:
+        mine = points[(points.lever == lv) & (points.quantity == "pos BS")]
+        if mine.empty:
+            continue
+        bs = mine.loc[mine.pretrain_flops.idxmax(), "value"]
+        got = extrapolate(points, lv, "pos BZ", CPU_TARGETS["pos_bz_share"] * bs)
+        if got:
+            out.append(got)
+    return pd.DataFrame(out)
+
+
+MIN_FLOPS_SPAN = 1.5  # extrapolate only along runs whose pretraining FLOPs differ by this factor or more
+
+
 def extrapolate(points: pd.DataFrame, lever_name: str, quantity: str, target: float) -> dict | None:
     """Where ``quantity`` would reach ``target`` if it kept growing along ``lever_name`` as it did: a line
     in log10(FLOPs) through the base and the lever's points (scipy.stats.linregress), solved for the
-    target. None with fewer than two distinct FLOPs or a slope that does not head for the target. An
+    target. None when the runs' FLOPs span less than ``MIN_FLOPS_SPAN`` or the slope does not head for the target. An
     extrapolation, not a measurement: the report and the README label it so."""
     from scipy.stats import linregress
 
     sub = points[points.lever.isin(["base", lever_name]) & (points.quantity == quantity)].dropna(subset=["value"])
-    if sub.pretrain_flops.nunique() < 2:
-        return None
+    if sub.empty or sub.pretrain_flops.max() < MIN_FLOPS_SPAN * sub.pretrain_flops.min():
+        return None  # a lever that barely changes compute (shape, vocabulary) has no trend in it
     fit = linregress(np.log10(sub.pretrain_flops), sub.value)
     last = sub.loc[sub.pretrain_flops.idxmax()]
     if fit.slope == 0 or (target - last.value) / fit.slope < 0:

@@ -112,7 +112,9 @@ def compute_figure(points: pd.DataFrame, extrapolations: pd.DataFrame | None = N
     colours = dict(zip(levers, sns.color_palette("tab10", max(len(levers), 1))))
     base = points[points.lever == "base"]
     base_flops = base.pretrain_flops.iloc[0] if len(base) else np.nan
-    same = [lv for lv in levers if (points[points.lever == lv].pretrain_flops == base_flops).all()]
+    same = [lv for lv in levers if (points[points.lever == lv].pretrain_flops == base_flops).all()]  # spread sideways
+    base_model = base.pretraining.iloc[0] if len(base) and "pretraining" in base else None
+    finetune_only = [lv for lv in same if (points[points.lever == lv].get("pretraining") == base_model).all()]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.0), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         lines = align if panel == "alignment" else {f"{panel} {s}": st for s, st in (("BZ", "-"), ("BS", "--"),
@@ -121,7 +123,7 @@ def compute_figure(points: pd.DataFrame, extrapolations: pd.DataFrame | None = N
             b = base[base.quantity == q]
             for lv in levers:
                 sub = points[(points.lever == lv) & (points.quantity == q)].sort_values("pretrain_flops")
-                if sub.empty or (panel == "alignment" and lv in same):  # fine-tuning does not move alignment
+                if sub.empty or (panel == "alignment" and lv in finetune_only):  # alignment is the base's
                     continue
                 x = sub.pretrain_flops * (1 + 0.03 * (same.index(lv) + 1) if lv in same else 1)
                 if lv not in same and len(b):
@@ -147,6 +149,6 @@ def compute_figure(points: pd.DataFrame, extrapolations: pd.DataFrame | None = N
         ax.set_xlabel("pretraining FLOPs (estimated)")
         ax.set_ylabel("P@1 (0-1)" if panel == "alignment" else "task score (0-1)")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(title="lever", fontsize=7, loc="best")
+    axes[0][0].legend(title="lever", fontsize=7, loc="best")
     fig.tight_layout()
     return fig
