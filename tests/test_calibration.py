@@ -136,3 +136,10 @@ def test_targets_on_hand_made_cells():
     assert got["NER: BZ above MZ, intervals apart"] == "unclear"   # [0.10, 0.14] against [0.08, 0.12]
     assert got["XNLI: BS > 0.5"] == "not met"
     assert got["POS: Delta_Sup(translit+inv) below Delta_Sup(translit), intervals apart"] == "met"
+
+
+def test_the_report_states_what_each_scale_is_known_to_show():
+    note = analysis.scale_note(pd.Series(["demo", "demo"]))
+    assert "finding 1 is NOT reproduced" in note and note.count("`demo` scale") == 1
+    assert "not calibrated on a CPU" in analysis.scale_note(["paper"])
+    assert set(analysis.SCALE_NOTES) >= {"test", "demo", "cpu"}

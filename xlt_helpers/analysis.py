@@ -696,3 +696,24 @@ def targets(cells: pd.DataFrame) -> pd.DataFrame:
                                  np.inf, one.n_examples, min(one.n_seeds, both.n_seeds), "intervals against each other")
             add("POS: Delta_Sup(translit+inv) below Delta_Sup(translit), intervals apart", gap, 0.0)
     return pd.DataFrame(rows)
+
+
+# What each scale is known to show, from the measurements in the README (shown above the report's tables)
+SCALE_NOTES = {
+    "test": "`test` scale: every code path in seconds; the numbers are noise and show no finding.",
+    "demo": ("`demo` scale (2,000 sentences since 2026-12-03), as measured: finding 1 is NOT reproduced: "
+             "Transliteration transfers only partly on POS (calibration, dev split, one seed: BZ 0.319 "
+             "[0.311, 0.328] against BS 0.734, Delta_Sup -0.415) and not at all on NER (BZ 0.059 below MZ "
+             "0.093), although the embeddings align (P@1 0.76). Finding 2 (word order with a shared "
+             "vocabulary hurts little) was reproduced at the former 5,000-sentence demo (study, 3 x 3 seeds: "
+             "every word-order Delta_Sup within -0.015 and 0), its orderings were inside the noise, and "
+             "finding 3 was inconclusive there; neither is re-measured at 2,000 sentences yet."),
+    "cpu": ("`cpu` scale (issue 14): see the targets section below and README, Scales, Calibration: "
+            "finding 1 is not reproduced at this scale either."),
+}
+
+
+def scale_note(scales) -> str:
+    """The README's verdict on what the grid's scale(s) can show, one paragraph per scale."""
+    return "\n".join(SCALE_NOTES.get(s, f"`{s}` scale: not calibrated on a CPU (no finding is known to show "
+                                        "or not)") for s in dict.fromkeys(scales))
