@@ -714,6 +714,7 @@ SCALE_NOTES = {
 
 
 def scale_note(scales) -> str:
-    """The README's verdict on what the grid's scale(s) can show, one paragraph per scale."""
+    """The README's verdict on what the grid's scale(s) can show, one paragraph per scale (of the preset
+    as defined: a grid's overrides, listed under Configurations, can change it)."""
     return "\n".join(SCALE_NOTES.get(s, f"`{s}` scale: not calibrated on a CPU (no finding is known to show "
                                         "or not)") for s in dict.fromkeys(scales))
