@@ -708,8 +708,12 @@ SCALE_NOTES = {
              "vocabulary hurts little) was reproduced at the former 5,000-sentence demo (study, 3 x 3 seeds: "
              "every word-order Delta_Sup within -0.015 and 0), its orderings were inside the noise, and "
              "finding 3 was inconclusive there; neither is re-measured at 2,000 sentences yet."),
-    "cpu": ("`cpu` scale (issue 14): see the targets section below and README, Scales, Calibration: "
-            "finding 1 is not reproduced at this scale either."),
+    "cpu": ("`cpu` scale (2026-12-03, English, test set, 3 pretraining seeds): finding 1 is closer but NOT "
+            "reproduced: Transliteration's POS BZ is 0.569 [0.522, 0.615] against BS 0.789 (Delta_Sup -0.221 "
+            "[-0.271, -0.171]; the 0.85 x BS target is missed) while Delta_Mono is strongly negative (-0.374 "
+            "[-0.477, -0.270]); NER BZ 0.107 is above MZ 0.047 but the intervals overlap; XNLI stays near "
+            "chance (BS 0.396). Finding 3 is reproduced on POS: Transliteration+Inversion's Delta_Sup -0.529 "
+            "[-0.735, -0.323] is below Transliteration's, intervals apart. Findings 2, 4, 5 not measured here."),
 }
 
 
