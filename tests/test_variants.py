@@ -3,7 +3,6 @@ scorecard per variant) and config fields that enter a folder's key only when set
 import dataclasses
 import re
 import types
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,16 +10,12 @@ import pytest
 from xlt_helpers import analysis, runner
 from xlt_helpers.run_config import _f, key_dict
 
+from test_runner import write_grid  # pytest puts tests/ on sys.path
+
 BASE = "scale: test\nlanguages: [en]\ntransformations: [translit, inv]\ntasks: [xnli, ner, pos]\nseeds: [0]\n"
 # the first variant is the `test` grid itself (so its steps are shared with test_runner's run); the second
 # changes only the fine-tuning learning rate, so it shares every pretrained model with the first
-VARIANTS = BASE + "variants:\n  plain: {}\n  slow_finetune: {finetune.lr: 0.0005}\n"
-
-
-def write_grid(tmp_path: Path, text: str) -> Path:
-    p = tmp_path / "variants.yaml"
-    p.write_text(text)
-    return p
+VARIANTS = BASE + "name: variants\nvariants:\n  plain: {}\n  slow_finetune: {finetune.lr: 0.0005}\n"
 
 
 @pytest.mark.parametrize("extra, message", [

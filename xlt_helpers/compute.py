@@ -25,7 +25,7 @@ def flat_pretrain_flops(flat: dict) -> float:
                         hidden=int(flat["model.hidden"]), ffn=int(flat["model.ffn"]))
     p = PretrainConfig(steps=int(flat["pretrain.steps"]), batch_size=int(flat["pretrain.batch_size"]),
                        seq_len=int(flat["pretrain.seq_len"]), mask_prob=float(flat["pretrain.mask_prob"]))
-    return flops_per_token(model, p.seq_len, p.mask_prob) * tokens_seen(p)
+    return _flops(model, p)
 
 
 def tokens_seen(p: PretrainConfig) -> int:
@@ -35,4 +35,8 @@ def tokens_seen(p: PretrainConfig) -> int:
 
 def pretrain_flops(cfg: RunConfig) -> float:
     """Estimated FLOPs of pretraining one model of ``cfg``."""
-    return flops_per_token(cfg.model, cfg.pretrain.seq_len, cfg.pretrain.mask_prob) * tokens_seen(cfg.pretrain)
+    return _flops(cfg.model, cfg.pretrain)
+
+
+def _flops(model: ModelConfig, p: PretrainConfig) -> float:
+    return flops_per_token(model, p.seq_len, p.mask_prob) * tokens_seen(p)
