@@ -245,3 +245,18 @@ def test_each_objective_pretrains_at_test_scale(objectives, tmp_path, monkeypatc
         assert 0 <= report["alignment_at_1_dict"] <= 1 and 0 <= report["alignment_at_1_heldout"] <= 1
     else:
         assert not (model_dir / "dictionary.tsv").exists()
+
+
+def test_a_dictionary_files_content_is_in_the_model_folder_key(tmp_path, monkeypatch):
+    from xlt_helpers import runner
+
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
+    pairs = tmp_path / "en-fr.tsv"
+    pairs.write_text("house\tmaison\n")
+    cfg = resolve("test", {"data.second_language": "fr", "pretrain.objectives": ["mlm", "align"],
+                           "pretrain.dictionary": str(pairs)})
+    before = runner.model_dir(cfg)
+    assert runner.model_dir(cfg) == before
+    pairs.write_text("house\tmaison\ncat\tchat\n")
+    assert runner.model_dir(cfg) != before

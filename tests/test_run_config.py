@@ -179,6 +179,26 @@ def test_a_replaced_corpus_gets_a_new_model_folder(tmp_path, monkeypatch):
     assert runner.model_dir(cfg) != after
 
 
+def test_a_fresh_copy_of_the_same_data_keeps_its_run_folders(tmp_path, monkeypatch):
+    import os
+
+    corpus, _ = _tiny_registry(tmp_path, monkeypatch)
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = resolve("test")
+    before = runner.model_dir(cfg)
+    os.utime(corpus, (1_800_000_000, 1_800_000_000))  # a new copy: same bytes, a new modification time
+    assert runner.model_dir(cfg) == before
+    # same size, same modification time, other bytes: the folder changes (content, not stamps, is the key)
+    st = corpus.stat()
+    corpus.write_text("one sentencE\n")
+    os.utime(corpus, ns=(st.st_atime_ns, st.st_mtime_ns))
+    monkeypatch.setattr("xlt_helpers.fingerprint._digests", {})
+    import shutil
+    shutil.rmtree(tmp_path / "cache" / "file_digests")
+    assert runner.model_dir(cfg) != before
+
+
 def test_the_tokenizer_cache_follows_the_corpus(tmp_path, monkeypatch):
     from xlt_helpers.tokenizer import tokenizer_path
 

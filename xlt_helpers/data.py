@@ -697,7 +697,7 @@ def _load_hub(task: str, language: str, split: str, max_examples: int | None) ->
 
 def registry_fingerprint(language: str, *key: str) -> str:
     """Changes when the registry entry ``language.<key...>`` (e.g. ``pretrain``, ``tasks pos``) or a file it
-    names (size, modification time) changes: the data part of a step's folder key. A missing entry
+    names (its content) changes: the data part of a step's folder key. A missing entry
     gives a fixed value (the step itself will say what is missing)."""
     from .fingerprint import files_fingerprint
 

@@ -1,4 +1,4 @@
-"""Fingerprints: of JSON values (cache keys), of files (name, size, mtime) and of the code a step runs.
+"""Fingerprints: of JSON values (cache keys), of files (name and content) and of the code a step runs.
 
 The code fingerprint of a step kind hashes the sources of the modules that compute its numbers: the
 modules its root modules import, followed through the package (``from .x import`` anywhere in a
@@ -40,12 +40,43 @@ def fingerprint(obj: object) -> str:
 
 
 def files_fingerprint(paths: Iterable[Path], salt: object = None) -> str:
-    """Changes when a file's name, size or modification time (seconds) changes, or the salt does."""
+    """Changes when a file's name or content changes, or the salt does. Not its modification time: a fresh
+    copy of the same data (a new clone, a new machine) keeps every run folder it keyed."""
     h = hashlib.sha1(json.dumps(salt, sort_keys=True, default=str).encode())
     for p in paths:
-        st = Path(p).stat()
-        h.update(f"{Path(p).name}:{st.st_size}:{int(st.st_mtime)}".encode())
+        h.update(f"{Path(p).name}:{content_digest(Path(p))}".encode())
     return h.hexdigest()[:12]
+
+
+def content_digest(path: Path) -> str:
+    """The SHA-1 of a file's bytes, remembered (in memory and in the cache folder) per path, size and
+    modification time, so a multi-GB corpus is read once per copy, not once per plan."""
+    st = path.stat()
+    stamp = [str(path.resolve()), st.st_size, st.st_mtime_ns]
+    key = tuple(stamp)
+    if key in _digests:
+        return _digests[key]
+    from .config import cache_dir
+    from .storage import atomic_write_json, read_json
+
+    memo = cache_dir() / "file_digests" / f"{fingerprint(stamp[0])}.json"
+    try:
+        saved = read_json(memo)
+        digest = saved["sha1"] if saved.get("stamp") == stamp else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        digest = None
+    if digest is None:
+        h = hashlib.sha1()
+        with open(path, "rb") as f:
+            while block := f.read(1 << 22):
+                h.update(block)
+        digest = h.hexdigest()
+        atomic_write_json({"stamp": stamp, "sha1": digest}, memo)
+    _digests[key] = digest
+    return digest
+
+
+_digests: dict[tuple, str] = {}
 
 
 def package_sources() -> dict[str, str]:

@@ -335,7 +335,7 @@ def _one_line(text: str, width: int = 400) -> str:
 
 
 def _data_key(kind: str, cfg: RunConfig, task: str | None = None) -> str:
-    """The data files and registry entries a step reads (size and mtime), as a short hash."""
+    """The data files (their content) and registry entries a step reads, as a short hash."""
     from .data import registry_fingerprint
 
     d = cfg.data
@@ -346,8 +346,19 @@ def _data_key(kind: str, cfg: RunConfig, task: str | None = None) -> str:
             parts.append(registry_fingerprint(d.language, "pretrain_other_domain"))
         if d.transformation and DerivedLanguage(d.transformation, 400).needs_trees:
             parts.append(_treebanks_key())
+        if cfg.pretrain.dictionary is not None:  # a natural pair's word pairs: their content, not only the path
+            parts.append(_dictionary_key(cfg))
         return fingerprint(parts)
     return fingerprint([registry_fingerprint(lang, "tasks", task) for lang in langs])
+
+
+def _dictionary_key(cfg: RunConfig) -> str:
+    """The content of a natural pair's dictionary file (a missing file: the pretraining step says so)."""
+    from .fingerprint import files_fingerprint
+    from .objectives.dictionary import file_path
+
+    path = file_path(cfg.pretrain.dictionary, cfg.data.language, cfg.data.second_language)
+    return files_fingerprint([path], "dictionary") if path.is_file() else f"missing:{path}"
 
 
 def _treebanks_key() -> str:

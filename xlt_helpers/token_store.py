@@ -77,7 +77,7 @@ class CorpusText:
         self.paths = [data_dir() / p for p in language_spec(language)[key]["paths"]]
 
     def key(self) -> str:
-        """Changes with the files (name, size, mtime), the sentence limit and the text normalisation."""
+        """Changes with the files (name and content), the sentence limit and the text normalisation."""
         return files_fingerprint(self.paths, [self.language, self.domain, self.max_sentences, TEXT_NORMALIZATION])
 
     def raw_chunks(self, size: int | None = None) -> Iterator[RawChunk]:
