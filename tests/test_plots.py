@@ -48,3 +48,17 @@ def test_alignment_figure_has_a_panel_per_task():
     fig = plots.alignment_figure(models)
     assert len(fig.axes) == 2
     assert plots.alignment_figure(models.iloc[:0]) is None
+
+
+def test_variants_figure_puts_objectives_side_by_side():
+    rows = [{"variant": v, "transformation": t, "quantity": q, "value": val, "ci_low": val - 0.02, "ci_high": val + 0.02}
+            for t in ("translit", "translit+inv")
+            for v, d, p in (("mlm", -0.4, 0.7), ("mlm+align", -0.2, 0.95))
+            for q, val in (("pos Delta_Sup", d), ("pos BZ", 0.5), ("alignment P@1", p))]
+    rows.append({"variant": "mlm+align", "transformation": "translit", "quantity": "alignment P@1 (held-out pairs)",
+                 "value": 0.9, "ci_low": 0.88, "ci_high": 0.92})
+    fig = plots.variants_figure(pd.DataFrame(rows))
+    assert [ax.get_title() for ax in fig.axes] == ["pos Delta_Sup", "alignment P@1", "alignment P@1 (held-out pairs)"]
+    heights = [round(p.get_height(), 3) for p in fig.axes[0].patches]
+    assert sorted(heights) == [-0.4, -0.4, -0.2, -0.2]
+    assert plots.variants_figure(pd.DataFrame(rows)[lambda d: d.quantity == "pos BZ"]) is None

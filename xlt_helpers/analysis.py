@@ -560,8 +560,8 @@ def variant_compute(df: pd.DataFrame, configs: pd.DataFrame, runs_dir: str | Pat
     for variant, g in pre.groupby("variant", sort=False):
         conf = configs.set_index("step").loc[list(g.step)]
         flops = [flat_pretrain_flops(r) for r in conf.to_dict("records")]
-        seconds = [read_json(Path(runs_dir) / s / "results.json").get("seconds", np.nan)
-                   for s in g.step] if runs_dir is not None else [np.nan]
+        found = [Path(runs_dir) / s / "results.json" for s in g.step] if runs_dir is not None else []
+        seconds = [read_json(f).get("seconds", np.nan) if f.is_file() else np.nan for f in found] or [np.nan]
         rows.append({"variant": variant, "lever": lever(variant), "pretrain_flops": float(np.mean(flops)),
                      "pretrain_seconds": float(np.nanmean(seconds)) if np.isfinite(seconds).any() else np.nan,
                      "n_models": len(g), "pretraining": " ".join(sorted(g.step))})

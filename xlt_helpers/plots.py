@@ -152,3 +152,28 @@ def compute_figure(points: pd.DataFrame, extrapolations: pd.DataFrame | None = N
     axes[0][0].legend(title="lever", fontsize=7, loc="best")
     fig.tight_layout()
     return fig
+
+
+def variants_figure(points: pd.DataFrame):
+    """Variants that are not a lever on compute (pretraining objectives, say) side by side
+    (``analysis.calibration_points``): one panel per task's Delta_Sup and one per alignment P@1 measured
+    (all pairs; dictionary and held-out pairs where a dictionary was trained on), bars per variant,
+    grouped by transformation."""
+    if points.empty:
+        return None
+    panels = [q for q in dict.fromkeys(points.quantity) if q.endswith(" Delta_Sup")]
+    panels += [q for q in ("alignment P@1", "alignment P@1 (held-out pairs)") if q in set(points.quantity)]
+    if not panels:
+        return None
+    trs = list(dict.fromkeys(points.transformation))
+    variants = list(dict.fromkeys(points.variant))
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(4.0, 1.2 * len(trs) * len(variants) / 2) * len(panels) / 1.5, 3.8),
+                             squeeze=False)
+    for ax, q in zip(axes[0], panels):
+        _bars(ax, points[points.quantity == q], trs, variants, "transformation", "variant")
+        ax.set_title(q)
+        ax.set_ylabel("BZ - BS (task score, 0-1)" if q.endswith("Delta_Sup") else "P@1 (0-1)")
+        ax.tick_params(axis="x", rotation=20)
+    axes[0][-1].legend(title="variant", fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
