@@ -108,6 +108,17 @@ def test_the_scorecard_tests_findings_per_variant_and_correlation_over_all_model
     assert summary["mlm", 4] == "not in this grid"
 
 
+def test_variant_contrasts_say_which_way_an_objective_moved_delta_sup():
+    cells = pd.DataFrame(_cells("mlm", -0.40, 0.0) + _cells("mlm+align", -0.20, -0.1) + _cells("mlm+tlm", -0.41, 0.0))
+    got = analysis.variant_contrasts(cells).set_index("variant")
+    assert list(got.quantity) == ["pos Delta_Sup", "pos Delta_Sup"]  # Delta_Mono is not contrasted
+    assert got.loc["mlm+align", "difference"] == pytest.approx(0.20)
+    # independent sides: se = sqrt(0.01² + 0.01²), the normal quantile (df inf)
+    assert got.loc["mlm+align", "ci_low"] == pytest.approx(0.20 - 1.959964 * 0.01 * 2 ** 0.5, abs=1e-5)
+    assert got.loc["mlm+align", "moved"] == "raised" and got.loc["mlm+tlm", "moved"] == "unclear"
+    assert analysis.variant_contrasts(cells, baseline="absent").empty
+
+
 def test_a_when_set_field_enters_the_key_only_away_from_its_default():
     @dataclasses.dataclass(frozen=True)
     class Group:

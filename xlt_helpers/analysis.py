@@ -589,6 +589,32 @@ def variant_table(points: pd.DataFrame) -> pd.DataFrame:
     return extra.join(table)
 
 
+def variant_contrasts(cells: pd.DataFrame, baseline: str = "mlm") -> pd.DataFrame:
+    """Each variant against ``baseline`` on the same transformation: the difference in each task's
+    Delta_Sup and in alignment P@1 (all pairs), with its 95% interval and which way it went (``raised`` /
+    ``lowered`` when the interval excludes 0, else ``unclear``). The two sides are combined as independent
+    (``stats.combine``), which is conservative: the variants share seeds and test sentences."""
+    from . import stats
+
+    if "variant" not in cells or baseline not in set(cells.variant):
+        return pd.DataFrame()
+    sub = cells[((cells.metric == "delta_sup") | (cells.metric == "alignment_at_1")) & (cells.transformation != "mono")]
+    sub = sub.assign(quantity=np.where(sub.metric == "delta_sup", sub.task + " Delta_Sup", ALIGNMENT_LABEL["alignment_at_1"]))
+    base = {(r.transformation, r.quantity): _stored_interval(r) for r in sub[sub.variant == baseline].itertuples()}
+    rows = []
+    for r in sub[sub.variant != baseline].itertuples():
+        b = base.get((r.transformation, r.quantity))
+        if b is None:
+            continue
+        iv = stats.combine([_stored_interval(r), b], [1, -1])
+        way = verdict_above(iv.low, iv.high, 0.0)
+        rows.append({"variant": r.variant, "transformation": r.transformation, "quantity": r.quantity,
+                     "variant_value": r.value, "baseline_value": b.estimate, "difference": iv.estimate,
+                     "ci_low": iv.low, "ci_high": iv.high, "n_seeds": min(int(r.n_seeds), b.n_seeds),
+                     "moved": {"reproduced": "raised", "contradicted": "lowered"}.get(way, "unclear")})
+    return pd.DataFrame(rows)
+
+
 def calibration_points(cells: pd.DataFrame, compute: pd.DataFrame) -> pd.DataFrame:
     """The compute figure's points: per variant and quantity (BS, BZ, MZ of each task's primary metric;
     alignment P@1), the cell's value and 95% interval beside the variant's pretraining FLOPs."""
