@@ -174,6 +174,6 @@ def variants_figure(points: pd.DataFrame):
         ax.set_title(q)
         ax.set_ylabel("BZ - BS (task score, 0-1)" if q.endswith("Delta_Sup") else "P@1 (0-1)")
         ax.tick_params(axis="x", rotation=20)
-    axes[0][-1].legend(title="variant", fontsize=8, loc="best")
+    axes[0][-1].legend(title="variant", fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     return fig
