@@ -737,7 +737,11 @@ SCALE_NOTES = {
              "0.093), although the embeddings align (P@1 0.76). Finding 2 (word order with a shared "
              "vocabulary hurts little) was reproduced at the former 5,000-sentence demo (study, 3 x 3 seeds: "
              "every word-order Delta_Sup within -0.015 and 0), its orderings were inside the noise, and "
-             "finding 3 was inconclusive there; neither is re-measured at 2,000 sentences yet."),
+             "finding 3 was inconclusive there. The default grid at 2,000 sentences (1 pretraining x 3 "
+             "fine-tuning seeds): Inversion's Delta_Sup within the margin on all three tasks (POS -0.045 "
+             "[-0.068, -0.022]); the composition below both its parts on POS, intervals apart; findings 2 "
+             "and 3 inconclusive overall. Pretraining objectives that align the embeddings (align, "
+             "dict_mlm) raise Transliteration's POS Delta_Sup by 0.12-0.17 at this scale (README)."),
     "cpu": ("`cpu` scale (2026-12-03, English, test set, 3 pretraining seeds): finding 1 is closer but NOT "
             "reproduced: Transliteration's POS BZ is 0.569 [0.522, 0.615] against BS 0.789 (Delta_Sup -0.221 "
             "[-0.271, -0.171]; the 0.85 x BS target is missed) while Delta_Mono is strongly negative (-0.374 "
