@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from .alignment import alignment_report
+from .alignment import alignment_report, embedding_drift
 from .data import has_task, load_task, parallel_sentences
 from .finetune import evaluate_predictions, finetune, load_finetuned
 from .fingerprint import code_fingerprint
@@ -145,14 +145,32 @@ def run_transfer(cfg: RunConfig, task: str, bilingual_dir: str | Path, mono_task
     test_d = enc(ft.eval_split, lang, derived, ft.test_examples)
 
     predictions: dict = {}
+    before = _input_embeddings(bilingual_dir)
     model = finetune(bilingual_dir, spec, train_o, ft)
+    drift = {"BZ": _drift(before, model, train_o)}
     scores = {"BZ": _evaluate(model, spec, test_d, cfg, predictions, "BZ"),
               "orig": _evaluate(model, spec, test_o, cfg, predictions, "orig")}
     model = finetune(bilingual_dir, spec, train_d, ft)
+    drift["BS"] = _drift(before, model, train_d)
     scores["BS"] = _evaluate(model, spec, test_d, cfg, predictions, "BS")
     mono = load_finetuned(Path(mono_task_dir) / "model", spec)
     scores["MZ"] = _evaluate(mono, spec, test_d, cfg, predictions, "MZ")
-    return {"kind": "transfer", "rows": _transfer_rows(cfg, spec, scores), "predictions": predictions}
+    return {"kind": "transfer", "rows": _transfer_rows(cfg, spec, scores), "predictions": predictions,
+            "embedding_drift": drift}
+
+
+def _input_embeddings(model_dir: str | Path):
+    from transformers import AutoModel
+
+    return AutoModel.from_pretrained(str(model_dir)).get_input_embeddings().weight.detach().clone()
+
+
+def _drift(before, model, train) -> float:
+    """Mean cosine of the word-embedding rows the fine-tuning data uses, before against after (1: unmoved)."""
+    import torch
+
+    used = sorted({i for e in train for i in e.input_ids if i >= N_SPECIAL})
+    return embedding_drift(before, model.get_input_embeddings().weight.detach().cpu(), torch.tensor(used))
 
 
 def _transfer_rows(cfg: RunConfig, spec, scores: dict[str, dict[str, float]]) -> list[dict]:
