@@ -3,8 +3,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 GRID   ?= papermill_runs/grids/default.yaml
 PYTEST ?= -q
+JOBS   ?= auto
 
-.PHONY: setup report test bench bench-data gpu-check lab clean-runs
+.PHONY: setup report test test-fast bench bench-data gpu-check lab clean-runs
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,9 +20,14 @@ setup: $(VENV)/.installed
 report: setup
 	$(PY) -m xlt_helpers run $(GRID)
 
-## Unit and property tests, plus a papermill execution of every notebook at `test` scale
+## The whole suite (what CI runs): unit and property tests, plus a papermill execution of every notebook at
+## `test` scale, in parallel on the available cores (pytest-xdist; JOBS=1 runs it in one process)
 test: setup
-	$(PY) -m pytest $(PYTEST)
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup $(PYTEST)
+
+## The fast tier, about a minute: pure functions, configuration, data formats, statistics (no test marked slow)
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST)
 
 ## Training, evaluation and transformation throughput against a plain transformers baseline
 bench: setup

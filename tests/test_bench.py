@@ -3,7 +3,11 @@ our step compute the same loss when dropout is off (so the speed comparison is l
 import importlib.util
 import json
 
+import pytest
+
 from xlt_helpers.config import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # benchmarks
 
 
 def load_bench():

@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # benchmarks
+
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_data.py"
 
 

@@ -4,11 +4,13 @@ import pandas as pd
 import pytest
 import torch
 
-from xlt_helpers import analysis, compute, experiment
+from xlt_helpers import compute, experiment
 from xlt_helpers.finetune import finetune
 from xlt_helpers.model import build_mlm
 from xlt_helpers.run_config import ConfigError, ModelConfig, resolve, step_key
 from xlt_helpers.tasks import Encoded, get_task
+from xlt_helpers.report.calibration import calibration_points, extrapolate, lever, variant_table
+from xlt_helpers.report.targets import SCALE_NOTES, scale_note, targets
 
 
 @pytest.fixture(scope="module")
@@ -98,13 +100,13 @@ def test_calibration_points_join_each_variant_to_its_compute():
     compute_table = pd.DataFrame({"variant": ["demo", "layers=4"], "lever": ["base", "layers"],
                                   "pretrain_flops": [1e13, 2.4e13], "pretrain_seconds": [300.0, 700.0],
                                   "n_models": [1, 1]})
-    points = analysis.calibration_points(cells, compute_table)
+    points = calibration_points(cells, compute_table)
     got = points.set_index(["variant", "quantity"]).value.to_dict()
     assert got == {("demo", "pos BZ"): .2, ("layers=4", "pos BZ"): .4, ("demo", "pos Delta_Sup"): -.5,
                    ("demo", "alignment P@1"): .01}
     assert points.set_index("variant").loc["layers=4", "pretrain_flops"] == 2.4e13
-    assert analysis.lever("layers=4") == "layers" and analysis.lever("demo") == "base"
-    table = analysis.variant_table(points)
+    assert lever("layers=4") == "layers" and lever("demo") == "base"
+    table = variant_table(points)
     assert table.loc["demo", "pos Delta_Sup"].startswith("-0.500") and table.loc["layers=4", "pretrain_flops"] == "2.40e+13"
 
 
@@ -112,12 +114,12 @@ def test_extrapolation_solves_the_log_linear_trend_for_the_target():
     # 0.2 at 1e13 and 0.3 at 1e14: +0.1 a decade, so 0.5 is reached at 1e16 (100x the largest run)
     points = pd.DataFrame({"lever": ["base", "steps", "steps"], "quantity": ["pos BZ"] * 3,
                            "pretrain_flops": [1e13, 1e14, 1e14], "value": [0.2, 0.3, 0.3]})
-    got = analysis.extrapolate(points, "steps", "pos BZ", 0.5)
+    got = extrapolate(points, "steps", "pos BZ", 0.5)
     assert got["pretrain_flops"] == pytest.approx(1e16) and got["times_the_largest_run"] == pytest.approx(100)
-    assert analysis.extrapolate(points, "steps", "pos BZ", 0.1) is None  # behind us: not an extrapolation
-    assert analysis.extrapolate(points[:1], "steps", "pos BZ", 0.5) is None  # one point: no trend
+    assert extrapolate(points, "steps", "pos BZ", 0.1) is None  # behind us: not an extrapolation
+    assert extrapolate(points[:1], "steps", "pos BZ", 0.5) is None  # one point: no trend
     near = points.assign(pretrain_flops=[1e13, 1.2e13, 1.2e13])  # same compute, give or take: no trend either
-    assert analysis.extrapolate(near, "steps", "pos BZ", 0.5) is None
+    assert extrapolate(near, "steps", "pos BZ", 0.5) is None
 
 
 def test_targets_on_hand_made_cells():
@@ -130,7 +132,7 @@ def test_targets_on_hand_made_cells():
                           cell("translit", "ner", "MZ", "f1", 0.10), cell("translit", "xnli", "BS", "accuracy", 0.45),
                           cell("translit", "pos", "delta", "delta_sup", -0.04),
                           cell("translit+inv", "pos", "delta", "delta_sup", -0.30)])
-    got = analysis.targets(cells).set_index("target").verdict
+    got = targets(cells).set_index("target").verdict
     assert got["POS: BZ - 0.85 x BS > 0"] == "met"          # 0.70 - 0.629 = 0.071, se 0.013
     assert got["POS: BZ - MZ > 0.3"] == "met"
     assert got["NER: BZ above MZ, intervals apart"] == "unclear"   # [0.10, 0.14] against [0.08, 0.12]
@@ -139,7 +141,7 @@ def test_targets_on_hand_made_cells():
 
 
 def test_the_report_states_what_each_scale_is_known_to_show():
-    note = analysis.scale_note(pd.Series(["demo", "demo"]))
+    note = scale_note(pd.Series(["demo", "demo"]))
     assert "finding 1 is NOT reproduced" in note and note.count("`demo` scale") == 1
-    assert "not calibrated on a CPU" in analysis.scale_note(["paper"])
-    assert set(analysis.SCALE_NOTES) >= {"test", "demo", "cpu"}
+    assert "not calibrated on a CPU" in scale_note(["paper"])
+    assert set(SCALE_NOTES) >= {"test", "demo", "cpu"}

@@ -22,6 +22,8 @@ from xlt_helpers.errors import DataFormatError
 from xlt_helpers.run_config import resolve
 from xlt_helpers.tokenizer import encode_words_batch, joined_words, load_or_train_tokenizer, split_lines, split_words
 
+pytestmark = pytest.mark.slow  # tokenizes and packs corpora
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from corpus_reference import old_pack as _old_pack  # noqa: E402
 from corpus_reference import old_split_words as _old_split_words  # noqa: E402

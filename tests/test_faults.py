@@ -15,13 +15,17 @@ import pytest
 import torch
 
 from xlt_helpers import __main__ as cli
-from xlt_helpers import runner
 from xlt_helpers.config import data_dir
 from xlt_helpers.data import load_task
 from xlt_helpers.errors import DataFormatError
 from xlt_helpers.pretrain import pretrain
 from xlt_helpers.run_config import resolve
 from xlt_helpers.storage import atomic_write_json
+from xlt_helpers.grid.execute import run_one
+from xlt_helpers.grid.notebooks import KERNEL_ARGS, kernel_manager_class
+from xlt_helpers.grid.plan import expand
+from xlt_helpers.grid.run import to_run
+from xlt_helpers.grid.spec import load_grid
 
 GRID = "scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\nalignment: false\n"
 
@@ -42,6 +46,7 @@ def full_run(tmp_path_factory):
     mp.undo()
 
 
+@pytest.mark.slow
 def test_a_kill_right_after_the_final_checkpoint_resumes_to_the_same_result(full_run, tmp_path, monkeypatch):
     base, full = full_run
     monkeypatch.setenv("XLT_CACHE_DIR", str(base / "cache"))
@@ -65,6 +70,7 @@ def test_a_kill_right_after_the_final_checkpoint_resumes_to_the_same_result(full
     assert (tmp_path / "killed" / "model" / "xlt_meta.json").exists()
 
 
+@pytest.mark.slow
 def test_a_truncated_checkpoint_is_set_aside_and_training_starts_over(full_run, tmp_path, monkeypatch, capsys):
     base, full = full_run
     monkeypatch.setenv("XLT_CACHE_DIR", str(base / "cache"))
@@ -131,7 +137,7 @@ def _grid(tmp_path, monkeypatch, text=GRID):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
     path = tmp_path / "g.yaml"
     path.write_text(text)
-    return path, runner.expand(runner.load_grid(path))
+    return path, expand(load_grid(path))
 
 
 def _fake_results(step):
@@ -152,7 +158,7 @@ def test_a_truncated_or_empty_results_file_is_not_done(tmp_path, monkeypatch, co
     step.results.write_text(content)
     state = step.state()
     assert state.startswith(f"failed: {step.results}: ") and expected in state and "\n" not in state
-    assert step in runner.to_run(steps, log=lambda *a: None)  # recomputed by the next run
+    assert step in to_run(steps, log=lambda *a: None)  # recomputed by the next run
     rc = cli.main(["report", str(path)])
     assert rc == 2
 
@@ -176,8 +182,8 @@ def test_run_exits_non_zero_when_a_step_failed(tmp_path, monkeypatch, capsys):
         _fake_results(step)
         return True
 
-    monkeypatch.setattr(runner, "execute_step", fake_execute)
-    monkeypatch.setattr(runner, "aggregate", lambda *a, **k: tmp_path)
+    monkeypatch.setattr("xlt_helpers.grid.execute.execute_step", fake_execute)
+    monkeypatch.setattr("xlt_helpers.grid.run.aggregate", lambda *a, **k: tmp_path)
     assert cli.main(["run", str(path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: 2 step(s) failed, first ") and "boom second line" in err[0]
@@ -196,8 +202,8 @@ def test_a_second_runner_waits_for_the_step_and_keeps_its_results(tmp_path, monk
     held = open(step.out_dir / ".lock", "a")
     fcntl.flock(held, fcntl.LOCK_EX)
     ran, lines = [], []
-    monkeypatch.setattr(runner, "execute_step", lambda s, log=print: ran.append(s) or True)
-    other = threading.Thread(target=lambda: lines.append(runner.run_one(step, log=lines.append)))
+    monkeypatch.setattr("xlt_helpers.grid.execute.execute_step", lambda s, log=print: ran.append(s) or True)
+    other = threading.Thread(target=lambda: lines.append(run_one(step, log=lines.append)))
     other.start()
     time.sleep(0.5)
     assert lines == [f"  wait   {step.name}: another runner is running it"] and other.is_alive()
@@ -218,8 +224,8 @@ def test_a_dependency_that_another_runner_is_running_is_waited_for(tmp_path, mon
     held = open(dep.out_dir / ".lock", "a")
     fcntl.flock(held, fcntl.LOCK_EX)
     ran, result = [], []
-    monkeypatch.setattr(runner, "execute_step", lambda s, log=print: ran.append(s.name) or True)
-    t = threading.Thread(target=lambda: result.append(runner.run_one(child, log=lambda *a: None)))
+    monkeypatch.setattr("xlt_helpers.grid.execute.execute_step", lambda s, log=print: ran.append(s.name) or True)
+    t = threading.Thread(target=lambda: result.append(run_one(child, log=lambda *a: None)))
     t.start()
     time.sleep(0.5)
     assert t.is_alive() and not ran
@@ -298,7 +304,7 @@ def _shutdown_signals(manager_class) -> list[int]:
 
     async def go():
         km = manager_class(kernel_name="python3")
-        await km.start_kernel(extra_arguments=runner.KERNEL_ARGS)
+        await km.start_kernel(extra_arguments=KERNEL_ARGS)
         sent, real = [], km.provisioner.send_signal
 
         async def spy(signum):
@@ -311,11 +317,12 @@ def _shutdown_signals(manager_class) -> list[int]:
     return asyncio.run(go())
 
 
+@pytest.mark.slow
 def test_kernels_are_shut_down_without_an_interrupt():
     from jupyter_client.manager import AsyncKernelManager
 
     assert signal.SIGINT in _shutdown_signals(AsyncKernelManager)  # why a finished step logged KeyboardInterrupt
-    assert signal.SIGINT not in _shutdown_signals(runner.kernel_manager_class())
+    assert signal.SIGINT not in _shutdown_signals(kernel_manager_class())
 
 
 # ---- grids and the registry: refused up front, with one line ---------------------------------------
@@ -329,7 +336,7 @@ def test_transformations_that_cannot_run_are_refused_up_front(tmp_path, transfor
     path = tmp_path / "g.yaml"
     path.write_text(f"scale: test\nlanguages: [en]\ntransformations: {transformations}\ntasks: [pos]\n")
     with pytest.raises(ValueError) as err:
-        runner.load_grid(path)
+        load_grid(path)
     assert str(err.value).startswith(f"{path}: {message}") and "\n" not in str(err.value)
 
 
@@ -365,7 +372,7 @@ def test_a_language_without_a_pretraining_corpus_is_refused(tmp_path, monkeypatc
     path = tmp_path / "g.yaml"
     path.write_text("scale: test\nlanguages: [fr]\ntransformations: [inv]\ntasks: [pos]\n")
     with pytest.raises(ValueError, match=r"language 'fr' has no `pretrain` corpus in xlt_helpers/languages.yaml"):
-        runner.load_grid(path)
+        load_grid(path)
 
 
 @pytest.mark.parametrize("ids, expected, found", [
@@ -399,6 +406,6 @@ def test_pretraining_without_steps_is_refused_up_front(tmp_path, steps):
     path.write_text(f"scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\n"
                     f"overrides: {{pretrain.steps: {steps}}}\n")
     with pytest.raises(ValueError) as err:
-        runner.load_grid(path)
+        load_grid(path)
     assert str(err.value) == (f"{path}: overrides: pretrain.steps = {steps}: expected a positive integer "
                               "(a model needs at least one optimizer step)")

@@ -11,9 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from xlt_helpers import runner
 from xlt_helpers.config import REPO_ROOT, runs_dir
 from xlt_helpers.run_config import ConfigError
+from xlt_helpers.grid.aggregate import aggregate
+from xlt_helpers.grid.local_executor import run_steps
+from xlt_helpers.grid.plan import plan, with_dependencies
+from xlt_helpers.grid.spec import load_grid
 
 GRIDS = REPO_ROOT / "papermill_runs" / "grids"
 FULL_TEST = GRIDS / "full_test.yaml"
@@ -30,8 +33,8 @@ def find(steps, kind, language, transformation=None, task=None, target=None):
 
 def test_full_test_grid_expansion(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
-    grid = runner.load_grid(FULL_TEST)
-    steps, skips = runner.plan(grid)
+    grid = load_grid(FULL_TEST)
+    steps, skips = plan(grid)
     kinds = Counter(s.kind for s in steps)
     # 4 mono + 4 x 2 derived + 6 pairs pretrained; mono fine-tunes: 4 tasks (en, ar, hi), 3 (fr: no QA)
     assert kinds["pretrain"] == 4 + 8 + 6 and kinds["finetune_mono"] == 3 * 4 + 3
@@ -61,12 +64,12 @@ def test_full_test_grid_expansion(tmp_path, monkeypatch):
 
 def test_full_grid_is_full_test_at_demo_scale(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
-    full, small = runner.load_grid(GRIDS / "full.yaml"), runner.load_grid(FULL_TEST)
+    full, small = load_grid(GRIDS / "full.yaml"), load_grid(FULL_TEST)
     assert full.scale == "demo" and small.scale == "test"
     assert full.languages == small.languages == ["en", "fr", "ar", "hi"]
     assert full.tasks == small.tasks and full.pairs == small.pairs and len(full.pairs) == 6
     assert set(small.transformations) <= set(full.transformations)
-    steps, skips = runner.plan(full)
+    steps, skips = plan(full)
     # inv, translit, translit+inv: 15 transfers each; perm, translit+perm: 12 (no QA); pairs: 21
     assert sum(s.kind == "transfer" for s in steps) == 3 * 15 + 2 * 12 + 21
     assert len(skips) == 1 + 2 * 3 + 6  # fr QA; QA under two Permutations in en, ar, hi; 6 pair cells
@@ -74,14 +77,14 @@ def test_full_grid_is_full_test_at_demo_scale(tmp_path, monkeypatch):
 
 def test_four_languages_grid_is_a_slice_of_full_sharing_the_default_models(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
-    four, full = runner.load_grid(GRIDS / "four_languages.yaml"), runner.load_grid(GRIDS / "full.yaml")
-    default = runner.load_grid(GRIDS / "default.yaml")
+    four, full = load_grid(GRIDS / "four_languages.yaml"), load_grid(GRIDS / "full.yaml")
+    default = load_grid(GRIDS / "default.yaml")
     assert four.scale == full.scale == default.scale and four.languages == full.languages
     assert set(four.transformations) < set(full.transformations) and set(four.pairs) < set(full.pairs)
-    four_steps = {s.out_dir for s in runner.plan(four)[0]}
-    full_steps = {s.out_dir for s in runner.plan(full)[0]}
+    four_steps = {s.out_dir for s in plan(four)[0]}
+    full_steps = {s.out_dir for s in plan(full)[0]}
     assert four_steps < full_steps                       # every step is one full.yaml would run
-    shared = {s.out_dir for s in runner.plan(default)[0] if s.kind == "pretrain"
+    shared = {s.out_dir for s in plan(default)[0] if s.kind == "pretrain"
               and s.cfg.data.transformation in (None, "translit")}
     assert len(shared) == 2 and shared < four_steps      # en mono and en translit pretrained once for both
 
@@ -92,19 +95,19 @@ def test_bad_pairs_are_rejected(tmp_path, pair, message):
     grid = tmp_path / "g.yaml"
     grid.write_text(f"scale: test\nlanguages: [en]\ntransformations: []\ntasks: [pos]\npairs: [{pair}]\n")
     with pytest.raises(ValueError, match=message):
-        runner.load_grid(grid)
+        load_grid(grid)
 
 
 @pytest.fixture(scope="module")
 def subset_report(shared_runs):
     """QA and retrieval for en / translit+inv and for the natural pair en-ar, through every notebook."""
-    grid = runner.load_grid(FULL_TEST)
-    steps, skips = runner.plan(grid)
+    grid = load_grid(FULL_TEST)
+    steps, skips = plan(grid)
     wanted = [find(steps, "transfer", "en", "translit+inv", "qa"), find(steps, "retrieval", "en", "translit+inv"),
               find(steps, "transfer", "en", "pair", "qa", "ar"), find(steps, "retrieval", "en", "pair", None, "ar")]
-    subset = runner.with_dependencies(wanted)
-    runner.run_steps([s for s in subset if not s.done], log=lambda *a: None)
-    return runner.aggregate(grid, subset, log=lambda *a: None, skips=skips)
+    subset = with_dependencies(wanted)
+    run_steps([s for s in subset if not s.done], log=lambda *a: None)
+    return aggregate(grid, subset, log=lambda *a: None, skips=skips)
 
 
 def test_qa_and_retrieval_run_for_derived_languages_and_pairs(subset_report):
@@ -167,16 +170,16 @@ def test_aggregate_writes_an_interval_around_every_score(subset_report):
 
 def test_default_grid_is_the_seed_zero_slice_of_the_study(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
-    default, study = runner.load_grid(GRIDS / "default.yaml"), runner.load_grid(GRIDS / "study.yaml")
+    default, study = load_grid(GRIDS / "default.yaml"), load_grid(GRIDS / "study.yaml")
     assert len(default.finetune_seeds) >= 3 and len(study.seeds) == len(study.finetune_seeds) == 3
     assert "syntax:hi" in study.transformations and set(default.transformations) < set(study.transformations)
-    assert {s.out_dir for s in runner.plan(default)[0]} < {s.out_dir for s in runner.plan(study)[0]}
+    assert {s.out_dir for s in plan(default)[0]} < {s.out_dir for s in plan(study)[0]}
 
 
 def test_corpus_grid_is_the_three_corpus_setting_grids_in_one(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
-    steps = {s.out_dir for s in runner.plan(runner.load_grid(GRIDS / "corpus.yaml"))[0]}
-    parts = [{s.out_dir for s in runner.plan(runner.load_grid(GRIDS / f"corpus_{c}.yaml"))[0]}
+    steps = {s.out_dir for s in plan(load_grid(GRIDS / "corpus.yaml"))[0]}
+    parts = [{s.out_dir for s in plan(load_grid(GRIDS / f"corpus_{c}.yaml"))[0]}
              for c in ("parallel", "nonparallel", "other_domain")]
     assert steps == set().union(*parts) and len(steps) == 4 + 3 * 5  # mono + its 3 fine-tunes; 3 x (model, 3 tasks, alignment)
 
@@ -190,4 +193,4 @@ def test_bad_corpus_settings_are_refused(tmp_path, text, message):
     path = tmp_path / "g.yaml"
     path.write_text("scale: test\nlanguages: [en]\ntransformations: [translit]\ntasks: [pos]\n" + text)
     with pytest.raises(ConfigError, match=message):
-        runner.load_grid(path)
+        load_grid(path)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow  # kills grids
+
 GRID = "scale: test\nlanguages: [en]\ntransformations: [translit]\ntasks: [pos]\n"  # 5 steps: 2 pretrainings
 KERNEL_GRACE_S = 1.5  # a killed runner's kernel notices within a second (ipykernel polls its parent)
 

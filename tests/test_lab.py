@@ -23,10 +23,10 @@ CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 TOKEN = "xlt-lab-test"
 NOTEBOOK = "01_pretrain.ipynb"
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (CHROMIUM.exists() and DRIVER.exists()),
     reason=f"{CHROMIUM} or {DRIVER} missing: install Debian's chromium and chromium-driver "
-           "(`apt-get install -y chromium chromium-driver`, which .ci/run does)")
+           "(`apt-get install -y chromium chromium-driver`, which .ci/run does)")]
 
 
 def _free_port() -> int:

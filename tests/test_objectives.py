@@ -204,6 +204,7 @@ def _run(pythonpath, out, cache, cwd):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_the_default_mlm_run_is_bit_identical_to_the_code_before_objectives(tmp_path):
     """Per-step losses and the final weights of a `test`-scale pretraining (one thread: thread counts move the
     last bits), computed by the code of REFERENCE_COMMIT (taken from git history) and by today's code."""
@@ -222,6 +223,7 @@ def test_the_default_mlm_run_is_bit_identical_to_the_code_before_objectives(tmp_
     assert today == reference
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objectives", [["mlm", "align"], ["mlm", "dict_mlm"], ["mlm", "tlm"],
                                         ["dict_mlm", "tlm", "align"]])
 def test_each_objective_pretrains_at_test_scale(objectives, tmp_path, monkeypatch):
@@ -248,7 +250,7 @@ def test_each_objective_pretrains_at_test_scale(objectives, tmp_path, monkeypatc
 
 
 def test_a_dictionary_files_content_is_in_the_model_folder_key(tmp_path, monkeypatch):
-    from xlt_helpers import runner
+    from xlt_helpers.grid.keys import model_dir
 
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
@@ -256,7 +258,7 @@ def test_a_dictionary_files_content_is_in_the_model_folder_key(tmp_path, monkeyp
     pairs.write_text("house\tmaison\n")
     cfg = resolve("test", {"data.second_language": "fr", "pretrain.objectives": ["mlm", "align"],
                            "pretrain.dictionary": str(pairs)})
-    before = runner.model_dir(cfg)
-    assert runner.model_dir(cfg) == before
+    before = model_dir(cfg)
+    assert model_dir(cfg) == before
     pairs.write_text("house\tmaison\ncat\tchat\n")
-    assert runner.model_dir(cfg) != before
+    assert model_dir(cfg) != before

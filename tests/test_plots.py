@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from xlt_helpers import plots  # noqa: E402
+from xlt_helpers.report import plots  # noqa: E402
 
 
 def _cells(rows):

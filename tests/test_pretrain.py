@@ -62,6 +62,7 @@ def _cfg(**kw):
                             **kw})
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_the_same_model(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
     full = pretrain(_cfg(), tmp_path / "full", progress=False)
@@ -91,6 +92,7 @@ def test_resume_after_kill_gives_the_same_model(tmp_path, monkeypatch):
     assert [int(line.split(",")[0]) for line in log[1:]] == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
     a = pretrain(_cfg(**{"pretrain.steps": 3}), tmp_path / "a", progress=False)
@@ -99,6 +101,7 @@ def test_same_seed_same_numbers(tmp_path, monkeypatch):
     assert a["subword_overlap"] == 0.0
 
 
+@pytest.mark.slow
 def test_corpus_settings(tmp_path, monkeypatch):
     from xlt_helpers.corpus import build_pretraining_data
 
@@ -164,6 +167,7 @@ pretrain(resolve("test", {"data.transformation": "translit", "pretrain.steps": 3
 """
 
 
+@pytest.mark.slow
 def test_two_process_data_parallel_equals_one_process(tmp_path, monkeypatch):
     """torchrun --nproc_per_node=2 on gloo: each rank half of every batch, the same model as one process."""
     import os

@@ -12,9 +12,14 @@ import pytest
 import ray
 
 from xlt_helpers import __main__ as cli
-from xlt_helpers import runner
 from xlt_helpers.config import REPO_ROOT
-from xlt_helpers.executors import run_steps_ray, step_resources, unplaceable
+from xlt_helpers.grid.ray_executor import run_steps_ray, step_resources, unplaceable
+from xlt_helpers.config import runs_dir
+from xlt_helpers.grid.plan import expand
+from xlt_helpers.grid.run import run_grid, status, to_run
+from xlt_helpers.grid.spec import load_grid
+
+pytestmark = pytest.mark.slow  # starts a Ray cluster
 
 TEST_GRID = REPO_ROOT / "papermill_runs" / "grids" / "test.yaml"
 # a failing pretraining (perm, below), one that is cached (inv) and fine-tuning with a new seed: the rest runs
@@ -35,7 +40,7 @@ def runs(shared_runs, cluster, tmp_path_factory):
     test_runner share), on Ray into a folder of its own (the session's cache). The Ray steps get the local
     kernels' thread count, so the numbers can be compared to the last digit (README, determinism)."""
     mp = pytest.MonkeyPatch()
-    mp.setattr(runner, "render_report", lambda *a, **k: None)  # the report is the local path's, tested there
+    mp.setattr("xlt_helpers.grid.aggregate.render_report", lambda *a, **k: None)  # the report is the local path's, tested there
     folders, logs = {}, {}
     for executor in ("local", "ray"):
         if executor == "ray":
@@ -43,15 +48,15 @@ def runs(shared_runs, cluster, tmp_path_factory):
             for var in ("XLT_THREADS", "OMP_NUM_THREADS"):
                 mp.setenv(var, os.environ.get(var) or str(os.cpu_count()))
         logs[executor] = []
-        runner.run_grid(TEST_GRID, log=logs[executor].append, executor=executor)
-        folders[executor] = runner.runs_dir()
+        run_grid(TEST_GRID, log=logs[executor].append, executor=executor)
+        folders[executor] = runs_dir()
     yield folders, logs
     mp.undo()
 
 
 def test_the_test_grid_gives_the_same_results_under_both_executors(runs):
     folders, logs = runs
-    n = len(runner.expand(runner.load_grid(TEST_GRID)))
+    n = len(expand(load_grid(TEST_GRID)))
     assert any(f"on Ray: {n} done, 0 failed" in line for line in logs["ray"]), logs["ray"][-3:]
     local = (folders["local"] / "reports" / "test" / "results.csv").read_text()
     assert len(local.splitlines()) > 1
@@ -62,7 +67,7 @@ def test_the_test_grid_gives_the_same_results_under_both_executors(runs):
 
 def test_ray_runs_steps_side_by_side_after_their_dependencies(runs, monkeypatch):
     monkeypatch.setenv("XLT_RUNS_DIR", str(runs[0]["ray"]))
-    steps = runner.expand(runner.load_grid(TEST_GRID))
+    steps = expand(load_grid(TEST_GRID))
 
     def span(step):
         meta = json.loads((step.out_dir / step.notebook).read_text())["metadata"]["papermill"]
@@ -83,22 +88,22 @@ def failing(runs, tmp_path_factory):
     grid = tmp_path_factory.mktemp("failing") / "failing.yaml"
     grid.write_text(FAILING_GRID)
     mp = pytest.MonkeyPatch()
-    mp.setattr(runner, "render_report", lambda *a, **k: None)
+    mp.setattr("xlt_helpers.grid.aggregate.render_report", lambda *a, **k: None)
     out = {}
     for executor in ("local", "ray"):
         mp.setenv("XLT_RUNS_DIR", str(runs[0][executor]))
-        steps = runner.expand(runner.load_grid(grid))
+        steps = expand(load_grid(grid))
         [broken] = [s for s in steps if s.kind == "pretrain" and s.cfg.data.transformation == "perm"]
         trap = broken.out_dir / f"partial.{broken.notebook}"
         trap.mkdir(parents=True)
-        todo = {s.name for s in runner.to_run(steps, log=lambda *a: None)}
+        todo = {s.name for s in to_run(steps, log=lambda *a: None)}
         try:
-            report = runner.run_grid(grid, log=lambda *a: None, executor=executor)
+            report = run_grid(grid, log=lambda *a: None, executor=executor)
         finally:
             trap.rmdir()
         errors = {s.name: json.loads(s.error.read_text()) for s in steps if s.error.exists()}
-        out[executor] = {"todo": todo, "status": runner.status(grid), "errors": errors, "broken": broken.name,
-                         "runs": str(runner.runs_dir()),
+        out[executor] = {"todo": todo, "status": status(grid), "errors": errors, "broken": broken.name,
+                         "runs": str(runs_dir()),
                          "failures": json.loads((report / "failures.json").read_text())}
     yield out
     mp.undo()
@@ -131,8 +136,8 @@ def test_steps_ask_for_the_resources_of_their_kind(cluster, tmp_path, monkeypatc
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
     grid = tmp_path / "cuda.yaml"
     grid.write_text(TEST_GRID.read_text() + "overrides: {pretrain.device: cuda}\n")
-    on_cpu = runner.expand(runner.load_grid(TEST_GRID))
-    on_cuda = runner.expand(runner.load_grid(grid))
+    on_cpu = expand(load_grid(TEST_GRID))
+    on_cuda = expand(load_grid(grid))
     assert all(step_resources(s, 1, 2)["num_gpus"] == 0 for s in on_cpu)
     for cpu_step, cuda_step in zip(on_cpu, on_cuda):
         one, two = step_resources(cuda_step, 1, 1), step_resources(cuda_step, 1, 2)
@@ -151,7 +156,7 @@ def test_a_pretraining_under_torchrun_through_a_ray_task(shared_runs, cluster, t
     """--pretrain-procs 2: the task asks for 2 CPUs, trains under torchrun (gloo), then its notebook resumes
     the final checkpoint and writes the results."""
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
-    step = next(s for s in runner.expand(runner.load_grid(TEST_GRID)) if s.kind == "pretrain")
+    step = next(s for s in expand(load_grid(TEST_GRID)) if s.kind == "pretrain")
     lines = []
     counts = run_steps_ray([step], lines.append, pretrain_procs=2)
     assert counts == {"done": 1, "failed": 0}, lines
@@ -177,7 +182,7 @@ def test_bad_executor_flags_end_in_one_line(args, message, capsys):
 
 
 def test_the_local_runner_does_not_import_ray(tmp_path):
-    code = ("import sys; from xlt_helpers import __main__, runner; runner.status(sys.argv[1]); "
+    code = ("import sys; from xlt_helpers import __main__, runner; status(sys.argv[1]); "
             "print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(TEST_GRID)], capture_output=True, text=True, check=True,
                          env={**os.environ, "XLT_RUNS_DIR": str(tmp_path / "runs")})

@@ -5,31 +5,33 @@ import json
 import pandas as pd
 import pytest
 
-from xlt_helpers import analysis, runner
 from xlt_helpers.config import REPO_ROOT
+from xlt_helpers.grid.run import run_grid
+from xlt_helpers.report.intervals import ALIGNMENT_N, CELL
+from xlt_helpers.report.results import RESULT_COLUMNS, TIMING_METRICS
 
 TEST_GRID = REPO_ROOT / "papermill_runs" / "grids" / "test.yaml"
 
 
 @pytest.fixture(scope="module")
 def report(shared_runs):
-    return runner.run_grid(TEST_GRID, log=lambda *a: None)  # steps shared with test_runner's run
+    return run_grid(TEST_GRID, log=lambda *a: None)  # steps shared with test_runner's run
 
 
 def test_results_csv_has_the_documented_columns_and_no_timings(report):
     df = pd.read_csv(report / "results.csv")
-    assert list(df.columns) == analysis.RESULT_COLUMNS
-    assert not set(df.metric) & analysis.TIMING_METRICS
+    assert list(df.columns) == RESULT_COLUMNS
+    assert not set(df.metric) & TIMING_METRICS
     assert set(df.corpus_setting) == {"parallel"}
 
 
 def test_every_score_of_the_grid_has_an_interval_in_the_summary(report):
     df = pd.read_csv(report / "results.csv")
     summary = pd.read_csv(report / "summary.csv")
-    scored = df[df.setting.isin(["BS", "BZ", "MZ", "orig", "delta"]) | df.metric.isin(list(analysis.ALIGNMENT_N))]
-    cells = scored.groupby(analysis.CELL).value.mean()
+    scored = df[df.setting.isin(["BS", "BZ", "MZ", "orig", "delta"]) | df.metric.isin(list(ALIGNMENT_N))]
+    cells = scored.groupby(CELL).value.mean()
     assert len(summary) == len(cells)
-    merged = summary.merge(cells.rename("mean").reset_index(), on=analysis.CELL, validate="one_to_one")
+    merged = summary.merge(cells.rename("mean").reset_index(), on=CELL, validate="one_to_one")
     assert (merged.value - merged["mean"]).abs().max() < 1e-9
     assert merged.n_examples.gt(0).all() and set(merged.n_runs) == {1}
     finite = merged.dropna(subset=["ci_low"])

@@ -6,11 +6,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from xlt_helpers import runner
 from xlt_helpers.config import REPO_ROOT
 from xlt_helpers.experiment import ROW_COLUMNS
 from xlt_helpers.run_config import resolve
 from xlt_helpers.storage import atomic_write_json
+from xlt_helpers.grid.execute import execute_step
+from xlt_helpers.grid.plan import expand
+from xlt_helpers.grid.run import run_grid
+from xlt_helpers.grid.spec import load_grid
+from xlt_helpers.grid.step import Step
 
 TEST_GRID = REPO_ROOT / "papermill_runs" / "grids" / "test.yaml"
 
@@ -54,13 +58,13 @@ def write_grid(tmp_path: Path, text: str) -> Path:
 def test_bad_grids_are_rejected_clearly(tmp_path, text, message):
     path = write_grid(tmp_path, text)
     with pytest.raises(ValueError, match=re.escape(message) if "`" in message or "(" in message else message) as err:
-        runner.load_grid(path)
+        load_grid(path)
     assert "\n" not in str(err.value) and str(path) in str(err.value)  # one line naming the grid file
 
 
 def test_expand_shares_pretrained_models(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
-    steps = runner.expand(runner.load_grid(TEST_GRID))
+    steps = expand(load_grid(TEST_GRID))
     kinds = [s.kind for s in steps]
     # mono + 2 derived languages pretrained once each; 3 mono fine-tunes; 2 x 3 transfers; 1 alignment
     assert kinds.count("pretrain") == 3 and kinds.count("finetune_mono") == 3
@@ -75,22 +79,22 @@ def test_expand_shares_pretrained_models(tmp_path, monkeypatch):
 def test_derived_side_options_share_the_monolingual_model(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
     base = "scale: test\nlanguages: [en]\ntransformations: [translit]\ntasks: [pos]\n"
-    plain = runner.expand(runner.load_grid(write_grid(tmp_path, base)))
-    other = runner.expand(runner.load_grid(write_grid(tmp_path, base + "overrides: {data.corpus_setting: other_domain}\n")))
+    plain = expand(load_grid(write_grid(tmp_path, base)))
+    other = expand(load_grid(write_grid(tmp_path, base + "overrides: {data.corpus_setting: other_domain}\n")))
     by_kind = lambda steps, kind: {s.out_dir for s in steps if s.kind == kind}
     mono = lambda steps: {s.out_dir for s in steps if s.cfg.data.transformation is None}
     assert mono(plain) == mono(other) and len(mono(plain)) == 2          # mono pretrain + its POS fine-tune
     assert by_kind(plain, "transfer").isdisjoint(by_kind(other, "transfer"))   # the bilingual models differ
     [mono_pretrain] = [s for s in other if s.kind == "pretrain" and s.cfg.data.transformation is None]
     assert mono_pretrain.cfg.data.corpus_setting == "parallel"
-    shifted = runner.expand(runner.load_grid(write_grid(tmp_path, base + "overrides: {data.shift_special: true}\n")))
+    shifted = expand(load_grid(write_grid(tmp_path, base + "overrides: {data.shift_special: true}\n")))
     assert mono(shifted).isdisjoint(mono(plain))    # MZ reads the derived language's settings from its model
 
 
 @pytest.fixture(scope="module")
 def executed_grid(shared_runs):
     """Run the test grid once: every notebook through papermill at `test` scale."""
-    return runner.run_grid(TEST_GRID, log=lambda *a: None)
+    return run_grid(TEST_GRID, log=lambda *a: None)
 
 
 def test_every_notebook_runs_and_the_report_renders(executed_grid):
@@ -105,12 +109,12 @@ def test_every_notebook_runs_and_the_report_renders(executed_grid):
     html = (executed_grid / "report.html").read_text()
     assert "Delta_Sup" in html and "Traceback" not in html
     assert json.loads((executed_grid / "failures.json").read_text()) == []
-    for step in runner.expand(runner.load_grid(TEST_GRID)):
+    for step in expand(load_grid(TEST_GRID)):
         assert (step.out_dir / step.notebook).exists(), step.name
 
 
 def test_the_config_travels_with_the_results(executed_grid):
-    steps = runner.expand(runner.load_grid(TEST_GRID))
+    steps = expand(load_grid(TEST_GRID))
     for step in steps:
         saved = json.loads(step.results.read_text())
         assert saved["config"] == step.cfg.to_dict() and saved["code_fingerprint"] == step.code
@@ -128,11 +132,12 @@ def test_the_config_travels_with_the_results(executed_grid):
 def test_finished_steps_are_never_recomputed(executed_grid, shared_runs, monkeypatch):
     def fail(*a, **k):
         raise AssertionError("a finished step was executed again")
-    monkeypatch.setattr(runner, "execute_step", fail)
-    monkeypatch.setattr(runner, "render_report", lambda *a, **k: None)
-    runner.run_grid(TEST_GRID, log=lambda *a: None)
+    monkeypatch.setattr("xlt_helpers.grid.execute.execute_step", fail)
+    monkeypatch.setattr("xlt_helpers.grid.aggregate.render_report", lambda *a, **k: None)
+    run_grid(TEST_GRID, log=lambda *a: None)
 
 
+@pytest.mark.slow
 def test_a_failing_step_is_recorded_and_does_not_stop_the_others(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
     ran = []
@@ -149,10 +154,10 @@ def test_a_failing_step_is_recorded_and_does_not_stop_the_others(tmp_path, monke
                           step.results)
         return True
 
-    monkeypatch.setattr(runner, "execute_step", fake_execute)
-    monkeypatch.setattr(runner, "render_report", lambda *a, **k: None)
-    report = runner.run_grid(TEST_GRID, log=lambda *a: None)
-    steps = runner.expand(runner.load_grid(TEST_GRID))
+    monkeypatch.setattr("xlt_helpers.grid.execute.execute_step", fake_execute)
+    monkeypatch.setattr("xlt_helpers.grid.aggregate.render_report", lambda *a, **k: None)
+    report = run_grid(TEST_GRID, log=lambda *a: None)
+    steps = expand(load_grid(TEST_GRID))
     inv_transfers = [s for s in steps if s.kind == "transfer" and s.cfg.data.transformation == "inv"]
     assert all(s.name not in ran and s.error.exists() for s in inv_transfers)
     assert "dependency failed" in json.loads(inv_transfers[0].error.read_text())["error"]
@@ -162,24 +167,26 @@ def test_a_failing_step_is_recorded_and_does_not_stop_the_others(tmp_path, monke
     assert len(pd.read_csv(report / "results.csv")) == len(steps) - len(failures)
 
 
+@pytest.mark.slow
 def test_execute_step_records_a_notebook_error(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
-    step = runner.Step("alignment", "03_alignment.ipynb", tmp_path / "runs" / "broken",
+    step = Step("alignment", "03_alignment.ipynb", tmp_path / "runs" / "broken",
                        resolve("test", {"data.transformation": "translit"}),
                        {"pretrained": str(tmp_path / "no_such_model")})
-    assert runner.execute_step(step, log=lambda *a: None) is False
+    assert execute_step(step, log=lambda *a: None) is False
     err = json.loads(step.error.read_text())
     assert "no_such_model" in err["error"] + err["traceback"] and not step.results.exists()
     # the kernel's start-up warnings stay out of the grid log; the error above still came through
     assert "IPKernelApp" not in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_status_does_not_load_torch(tmp_path):
     """`status` reads folders and resolves configs only: no torch, transformers or scikit-learn (seconds each)."""
     import subprocess
     import sys
 
-    code = ("import sys; from xlt_helpers import runner; runner.status(sys.argv[1]); "
+    code = ("import sys; from xlt_helpers.grid.run import status; status(sys.argv[1]); "
             "print(sorted(m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(TEST_GRID)], capture_output=True, text=True, check=True,
                          env={**__import__("os").environ, "XLT_RUNS_DIR": str(tmp_path / "runs")})

@@ -40,6 +40,7 @@ def test_score_predictions_matches_the_task_metric():
     assert score_predictions(TASKS["ner"], t) == {"f1": pytest.approx(entity_f1(t["pred"], t["gold"]))}
 
 
+@pytest.mark.slow
 def test_bootstrap_interval_covers_a_known_mean_at_about_the_nominal_rate():
     p, n, trials = 0.7, 200, 200
     rng = np.random.default_rng(1)
@@ -90,6 +91,7 @@ def _seeded_runs(rng, mu, k, n, seed_sd):
     return [((hard < np.clip(mu + rng.normal(0, seed_sd), 0, 1)).astype(float), np.ones(n)) for _ in range(k)]
 
 
+@pytest.mark.slow
 def test_interval_over_seeds_covers_the_mean_over_seeds_and_test_sets_at_about_the_nominal_rate():
     mu, trials, covered = 0.6, 150, 0
     rng = np.random.default_rng(5)

@@ -33,6 +33,7 @@ def tiny_model_path(tmp_path_factory, trees):
     return path
 
 
+@pytest.mark.slow
 def test_tiny_parser_end_to_end(tiny_model_path, trees):
     model = P.load_udpipe(tiny_model_path)
     held_out = trees[200:260]

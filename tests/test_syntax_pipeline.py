@@ -1,10 +1,10 @@
 """Syntax inside the pipeline: labels follow reordered words; a Syntax grid runs through every notebook."""
 import pandas as pd
 
-from xlt_helpers import runner
 from xlt_helpers.config import REPO_ROOT
 from xlt_helpers.syntax import Tree
 from xlt_helpers.transformations import DerivedLanguage, Segment, transliteration_table
+from xlt_helpers.grid.run import run_grid
 
 V = 300
 
@@ -62,7 +62,7 @@ def test_task_trees_take_gold_ud_trees_and_parse_only_the_rest():
 
 
 def test_syntax_grid_runs_every_notebook(shared_runs):
-    report = runner.run_grid(REPO_ROOT / "papermill_runs" / "grids" / "syntax_test.yaml", log=lambda *a: None)
+    report = run_grid(REPO_ROOT / "papermill_runs" / "grids" / "syntax_test.yaml", log=lambda *a: None)
     df = pd.read_csv(report / "results.csv")
     assert set(df[df.metric == "delta_sup"].transformation) == {"syntax:fr", "syntax:fr+translit"}
     assert set(df[df.setting == "BZ"].task) == {"xnli", "ner", "pos"}

@@ -7,8 +7,14 @@ import types
 import pandas as pd
 import pytest
 
-from xlt_helpers import analysis, runner
 from xlt_helpers.run_config import _f, key_dict
+from xlt_helpers.config import REPO_ROOT
+from xlt_helpers.grid.plan import expand
+from xlt_helpers.grid.run import run_grid
+from xlt_helpers.grid.spec import load_grid
+from xlt_helpers.report.calibration import variant_contrasts
+from xlt_helpers.report.results import RESULT_COLUMNS
+from xlt_helpers.report.scorecard import scorecard, scorecard_summary
 
 from test_runner import write_grid  # pytest puts tests/ on sys.path
 
@@ -32,16 +38,16 @@ VARIANTS = BASE + "name: variants\nvariants:\n  plain: {}\n  slow_finetune: {fin
 def test_bad_variants_are_rejected_in_one_line_naming_the_file(tmp_path, extra, message):
     path = write_grid(tmp_path, BASE + extra)
     with pytest.raises(ValueError, match=re.escape(message)) as err:
-        runner.load_grid(path)
+        load_grid(path)
     assert "\n" not in str(err.value) and str(path) in str(err.value)
 
 
 def test_variants_share_what_they_do_not_change(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
-    grid = runner.load_grid(write_grid(tmp_path, VARIANTS))
+    grid = load_grid(write_grid(tmp_path, VARIANTS))
     assert list(grid.variants) == ["plain", "slow_finetune"]
-    steps = runner.expand(grid)
-    plain = runner.expand(runner.load_grid(runner.REPO_ROOT / "papermill_runs" / "grids" / "test.yaml"))
+    steps = expand(grid)
+    plain = expand(load_grid(REPO_ROOT / "papermill_runs" / "grids" / "test.yaml"))
     assert {s.out_dir for s in plain} <= {s.out_dir for s in steps}  # the first variant is the test grid
     by_kind = {}
     for s in steps:
@@ -58,19 +64,19 @@ def test_variants_share_what_they_do_not_change(tmp_path, monkeypatch):
 
 def test_a_grid_without_variants_has_the_default_variant(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
-    steps = runner.expand(runner.load_grid(write_grid(tmp_path, BASE)))
+    steps = expand(load_grid(write_grid(tmp_path, BASE)))
     assert {tuple(s.variants) for s in steps} == {("default",)}
 
 
 @pytest.fixture(scope="module")
 def variant_report(shared_runs, tmp_path_factory):
     path = write_grid(tmp_path_factory.mktemp("variants"), VARIANTS)
-    return runner.run_grid(path, log=lambda *a: None)
+    return run_grid(path, log=lambda *a: None)
 
 
 def test_results_and_summary_have_one_cell_per_variant(variant_report):
     df = pd.read_csv(variant_report / "results.csv")
-    assert list(df.columns) == analysis.RESULT_COLUMNS
+    assert list(df.columns) == RESULT_COLUMNS
     assert set(df.variant) == {"plain", "slow_finetune"}
     # a shared step's rows are counted in each variant: the same pretraining loss under both names
     loss = df[(df.task == "pretrain") & (df.metric == "final_mlm_loss")].pivot_table(
@@ -98,11 +104,11 @@ def test_the_scorecard_tests_findings_per_variant_and_correlation_over_all_model
     cells = pd.DataFrame(_cells("mlm", -0.40, 0.0) + _cells("mlm+align", -0.01, -0.40))
     correlations = pd.DataFrame([{"task": "pos", "predictor": "alignment_at_1", "n_models": 6, "spearman_rho": 0.9,
                                   "ci_low": 0.7, "ci_high": 0.99, "undefined_resamples": 0.0}])
-    tests = analysis.scorecard(cells, correlations)
+    tests = scorecard(cells, correlations)
     one = tests[tests.finding == 1].groupby("variant").verdict.agg(set)
     assert one["mlm"] == {"contradicted"} and one["mlm+align"] == {"reproduced"}
     assert list(tests[tests.finding == 5].variant) == ["all models"]
-    summary = analysis.scorecard_summary(tests).set_index(["variant", "finding"]).verdict
+    summary = scorecard_summary(tests).set_index(["variant", "finding"]).verdict
     assert summary["mlm", 1] == "contradicted" and summary["mlm+align", 1] == "reproduced"
     assert summary["all models", 5] == "reproduced" and ("mlm", 5) not in summary.index
     assert summary["mlm", 4] == "not in this grid"
@@ -110,13 +116,13 @@ def test_the_scorecard_tests_findings_per_variant_and_correlation_over_all_model
 
 def test_variant_contrasts_say_which_way_an_objective_moved_delta_sup():
     cells = pd.DataFrame(_cells("mlm", -0.40, 0.0) + _cells("mlm+align", -0.20, -0.1) + _cells("mlm+tlm", -0.41, 0.0))
-    got = analysis.variant_contrasts(cells).set_index("variant")
+    got = variant_contrasts(cells).set_index("variant")
     assert list(got.quantity) == ["pos Delta_Sup", "pos Delta_Sup"]  # Delta_Mono is not contrasted
     assert got.loc["mlm+align", "difference"] == pytest.approx(0.20)
     # independent sides: se = sqrt(0.01² + 0.01²), the normal quantile (df inf)
     assert got.loc["mlm+align", "ci_low"] == pytest.approx(0.20 - 1.959964 * 0.01 * 2 ** 0.5, abs=1e-5)
     assert got.loc["mlm+align", "moved"] == "raised" and got.loc["mlm+tlm", "moved"] == "unclear"
-    assert analysis.variant_contrasts(cells, baseline="absent").empty
+    assert variant_contrasts(cells, baseline="absent").empty
 
 
 def test_a_when_set_field_enters_the_key_only_away_from_its_default():

@@ -86,25 +86,30 @@ def _dispatch(cmd: str, rest: list[str]) -> int:
             print(f"usage: python -m xlt_helpers {cmd} <grid.yaml>" + (RUN_USAGE if cmd == "run" else ""),
                   file=sys.stderr)
             return 2
-        from . import runner
+        from .grid.aggregate import aggregate
+        from .grid.plan import plan
+        from .grid.run import run_plan, status
+        from .grid.spec import load_grid
 
         if cmd == "run":
+            grid = load_grid(rest[0])
+            steps, skips = plan(grid)  # once: the states after the run are read from these steps
             before = signal.signal(signal.SIGTERM, _interrupt)  # a kill stops the grid as Ctrl-C does
             try:
-                runner.run_grid(rest[0], rerun_stale=rerun_stale, **options)
+                run_plan(grid, steps, skips, rerun_stale=rerun_stale, **options)
             finally:
                 signal.signal(signal.SIGTERM, before)
-            return _failed(rest[0])
+            return _failed(rest[0], [(s.name, s.state()) for s in steps])
         elif cmd == "report":
-            grid = runner.load_grid(rest[0])
-            steps = runner.expand(grid)
+            grid = load_grid(rest[0])
+            steps, skips = plan(grid)
             for step in steps:
                 problem = step.results_problem() if step.results.exists() else None
                 if problem:
                     raise ValueError(f"{problem}; `run` recomputes the step")
-            runner.aggregate(grid, steps)
+            aggregate(grid, steps, skips=skips)
         else:
-            for name, state in runner.status(rest[0]):
+            for name, state in status(rest[0]):
                 print(f"{state:10s} {name}")
         return 0
     print(f"unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
@@ -140,11 +145,10 @@ def _interrupt(signum: int, frame: object) -> None:
     handler(signal.SIGINT, frame)
 
 
-def _failed(grid_path: str) -> int:
-    """1 (with one line naming the first) when a step of the grid is failed after the run, else 0."""
-    from . import runner
-
-    failed = [(name, state) for name, state in runner.status(grid_path) if state.startswith("failed")]
+def _failed(grid_path: str, states: list[tuple[str, str]]) -> int:
+    """1 (with one line naming the first) when a step of the grid is failed after the run, else 0
+    (``states``: each step's name and state)."""
+    failed = [(name, state) for name, state in states if state.startswith("failed")]
     if not failed:
         return 0
     name, state = failed[0]

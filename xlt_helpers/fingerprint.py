@@ -3,7 +3,7 @@
 The code fingerprint of a step kind hashes the sources of the modules that compute its numbers: the
 modules its root modules import, followed through the package (``from .x import`` anywhere in a
 file, lazy imports included), plus those of the steps it depends on (a transfer reads a pretrained
-model). Modules that never change a number (paths, storage, the runner, the report) are left out,
+model). Modules that never change a number (paths, storage, the grid and report wings) are left out,
 so editing them marks nothing stale. Any other edit, a comment included, does: the price of a
 fingerprint nobody has to remember to bump is an occasional recompute, never a silent reuse.
 """
@@ -19,8 +19,10 @@ from typing import Iterable, Mapping
 PACKAGE = Path(__file__).resolve().parent
 
 # Modules that cannot change a result: where files live, how they are written, how steps are run and shown.
-NEUTRAL = frozenset({"__init__", "__main__", "config", "storage", "errors", "runner", "analysis", "run_config",
-                     "fingerprint", "stats", "progress", "plots", "executors", "compute", "syntax.__init__", "syntax.__main__", "syntax.stats"})
+NEUTRAL = frozenset({"__init__", "__main__", "config", "storage", "errors", "run_config", "fingerprint", "stats",
+                     "progress", "compute", "syntax.__init__", "syntax.__main__", "syntax.stats"})
+# Wings whose every module is neutral: the grid runs steps, the report reads their results.
+NEUTRAL_WINGS = ("grid", "report")
 # What each step kind computes with (besides ``experiment``, the step functions, which every kind runs).
 ROOTS: dict[str, tuple[str, ...]] = {
     "pretrain": ("pretrain",),
@@ -112,7 +114,12 @@ def modules_of(kind: str, sources: Mapping[str, str]) -> list[str]:
         seen.add(m)
         if m != "experiment":  # the hub imports every step's modules; only its own source counts
             todo += sorted(_imports(m, sources[m], known))
-    return sorted(seen - NEUTRAL)
+    return sorted(m for m in seen if not is_neutral(m))
+
+
+def is_neutral(module: str) -> bool:
+    """Whether ``module`` (a dotted name inside the package) cannot change a number (``NEUTRAL``)."""
+    return module in NEUTRAL or module.split(".")[0] in NEUTRAL_WINGS
 
 
 def code_fingerprint(kind: str, sources: Mapping[str, str] | None = None) -> str:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .analysis import CORPUS_ORDER, _components
+from .scorecard import CORPUS_ORDER, components
 
 DELTA_LABEL = {"delta_sup": "Delta_Sup = BZ - BS", "delta_mono": "Delta_Mono = MZ - BZ"}
 
@@ -48,7 +48,7 @@ def composition_figure(cells: pd.DataFrame):
     """The paper's composition figure: for each word-order change x with a ``translit+x`` model, Delta_Sup
     of Transliteration, of x and of the composition, per task (one panel per x)."""
     d = cells[(cells.metric == "delta_sup") & (cells.corpus_setting == "parallel")]
-    comps = [t for t in dict.fromkeys(d.transformation) if len(str(t).split("+")) == 2 and "translit" in _components(t)]
+    comps = [t for t in dict.fromkeys(d.transformation) if len(str(t).split("+")) == 2 and "translit" in components(t)]
     if not comps:
         return None
     fig, axes = plt.subplots(1, len(comps), figsize=(5 * len(comps), 3.8), squeeze=False, sharey=True)

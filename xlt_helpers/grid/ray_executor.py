@@ -1,8 +1,8 @@
 """Run a grid's steps as Ray tasks: ``python -m xlt_helpers run GRID --executor ray [--address ADDR]``.
 
-The local executor is ``runner.run_steps`` (one step after the other, in this process). ``run_steps_ray``
+The local executor is ``local_executor.run_steps`` (one step after the other, in this process). ``run_steps_ray``
 hands the same steps to a Ray cluster: a step is submitted once every step it depends on has finished,
-asking for the resources of its kind (``step_resources``), and each task runs ``runner.run_one`` on its
+asking for the resources of its kind (``step_resources``), and each task runs ``execute.run_one`` on its
 worker, so caching (a done step is not rerun), the per-step lock, atomic ``results.json`` and the
 failure records (``error.json``; dependents recorded as "dependency failed") are the local ones. The
 folders are today's: every node must see ``papermill_runs/`` (``$XLT_RUNS_DIR``), the cache, the data
@@ -25,9 +25,10 @@ import time
 from functools import partial
 from pathlib import Path
 
-from .progress import ENV as PROGRESS_ENV
-from .progress import clock, describe, read
-from .runner import Step, record_error, run_one, step_lock
+from ..progress import ENV as PROGRESS_ENV
+from ..progress import clock, describe, read
+from .execute import record_error, run_one, step_lock
+from .step import Step
 
 # The resource table (README, "Grids on a cluster (Ray)"): GPUs a step asks for when the device its config
 # resolved to is cuda (pretraining: pretrain.device, one GPU a torchrun process; the others:
@@ -57,7 +58,7 @@ def step_environment(resources: dict[str, float]) -> dict[str, str]:
 
 
 def run_step_task(step: Step, env: dict[str, str], pretrain_procs: int = 1) -> tuple[bool, list[str]]:
-    """The Ray task: ``runner.run_one`` on this worker; returns (ended done, its log lines)."""
+    """The Ray task: ``execute.run_one`` on this worker; returns (ended done, its log lines)."""
     os.environ.update(env)
     lines: list[str] = []
     launch = partial(torchrun_pretrain, procs=pretrain_procs) if step.kind == "pretrain" and pretrain_procs > 1 \
@@ -67,7 +68,7 @@ def run_step_task(step: Step, env: dict[str, str], pretrain_procs: int = 1) -> t
 
 def run_steps_ray(todo: list[Step], log=print, address: str | None = None, cpus_per_step: int = 1,
                   pretrain_procs: int = 1, every: float = 30.0) -> dict[str, int]:
-    """Run ``todo`` (dependencies first, as ``runner.to_run`` gives them) as Ray tasks; returns how many
+    """Run ``todo`` (dependencies first, as ``run.to_run`` gives them) as Ray tasks; returns how many
     steps ended done and failed. Connects to ``address`` (None: Ray's default, ``$RAY_ADDRESS`` or a
     cluster started on this machine with ``ray start``, else a new local one) unless Ray is already
     initialised in this process. Every ``every`` seconds a line shows the running steps' progress.
@@ -163,7 +164,7 @@ def torchrun_pretrain(step: Step, log, procs: int) -> str | None:
     finished, else the problem. The step's notebook runs next and finds the final checkpoint."""
     out = step.out_dir / "torchrun.log"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
-           "-m", "xlt_helpers.executors", "pretrain", json.dumps(step.cfg.to_dict()), str(step.out_dir)]
+           "-m", "xlt_helpers.grid.ray_executor", "pretrain", json.dumps(step.cfg.to_dict()), str(step.out_dir)]
     t0 = time.monotonic()
     with open(out, "w") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
@@ -182,12 +183,12 @@ def torchrun_pretrain(step: Step, log, procs: int) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m xlt_helpers.executors pretrain CONFIG_JSON OUT_DIR``: one torchrun rank's pretraining."""
+    """``python -m xlt_helpers.grid.ray_executor pretrain CONFIG_JSON OUT_DIR``: one torchrun rank's pretraining."""
     if len(argv) != 3 or argv[0] != "pretrain":
-        print("usage: python -m xlt_helpers.executors pretrain CONFIG_JSON OUT_DIR (under torchrun)", file=sys.stderr)
+        print("usage: python -m xlt_helpers.grid.ray_executor pretrain CONFIG_JSON OUT_DIR (under torchrun)", file=sys.stderr)
         return 2
-    from . import run_config
-    from .pretrain import pretrain
+    from .. import run_config
+    from ..pretrain import pretrain
 
     meta = pretrain(run_config.load(argv[1]), Path(argv[2]), progress=False)
     print(f"rank {os.environ.get('RANK', '0')}: world size {meta['world_size']}, device {meta['device']}, "

@@ -1,0 +1,101 @@
+"""Running one step: under its folder's lock, after its dependencies, its notebook executed into its folder;
+a failure recorded in ``error.json``, an interruption in ``interrupted.json``. Both executors (local and
+Ray) run every step through ``run_one``."""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import time
+import traceback
+from typing import Iterator
+
+from ..progress import step_env
+from ..storage import atomic_write_json
+from .notebooks import execute_notebook
+from .step import Step
+
+
+def execute_step(step: Step, log=print) -> bool:
+    """Run one step's notebook with papermill; True on success. Never raises for a failing notebook; on
+    Ctrl-C the step is recorded as interrupted (it stays pending, not failed) and KeyboardInterrupt goes on.
+    The caller holds the step's lock (``step_lock``)."""
+    step.out_dir.mkdir(parents=True, exist_ok=True)
+    for old in (step.results, step.error, step.interrupted, step.progress):
+        old.unlink(missing_ok=True)
+    partial = step.out_dir / ("partial." + step.notebook)
+    t0 = time.time()
+    undo_env = step_env(step.progress)
+    try:
+        execute_notebook(step.notebook, partial, step.notebook_params)
+        problem = step.results_problem()
+        if problem:
+            raise RuntimeError(f"notebook finished without a valid results.json: {problem}")
+        partial.replace(step.out_dir / step.notebook)
+        log(f"  done   {step.name} ({time.time() - t0:.0f}s)")
+        return True
+    except KeyboardInterrupt:
+        if not step.done:
+            atomic_write_json({"step": step.name, "seconds": time.time() - t0,
+                               "at": time.strftime("%Y-%m-%d %H:%M:%S")}, step.interrupted)
+        log(f"  interrupted {step.name} after {time.time() - t0:.0f}s: it stays pending; run again to resume")
+        raise
+    except Exception as exc:  # a failing step is recorded, the grid goes on
+        step.results.unlink(missing_ok=True)
+        atomic_write_json({"step": step.name, "kind": step.kind, "params": step.params, "config": step.cfg.to_dict(),
+                           "error": f"{type(exc).__name__}: {str(exc)[-2000:]}",
+                           "traceback": traceback.format_exc()[-4000:], "seconds": time.time() - t0},
+                          step.error)
+        log(f"  FAILED {step.name}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}")
+        return False
+    finally:
+        undo_env()
+        step.progress.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def step_lock(step: Step, log=print) -> Iterator[None]:
+    """Hold the lock of the step's folder (``.lock``, flock): a second runner on the same folder waits here,
+    with a line saying so, instead of running the step twice or deleting the other's results. The
+    operating system releases it when the runner ends, however it ends."""
+    step.out_dir.mkdir(parents=True, exist_ok=True)
+    with open(step.out_dir / ".lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"  wait   {step.name}: another runner is running it")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def run_one(step: Step, log=print, launch=None) -> bool:
+    """Run ``step`` unless it is done by the time its lock is held (another runner may have run it);
+    True when it ends done. A dependency another runner is running is waited for; one that is not done
+    then makes the step fail with "dependency failed", without running it. ``launch(step, log)``, when
+    given, runs first under the lock (the Ray executor's torchrun phase of a multi-process pretraining,
+    ``executors.torchrun_pretrain``); the problem it returns, if any, fails the step before its notebook."""
+    for dep in step.deps:
+        if not dep.done:
+            with step_lock(dep, log):
+                pass
+    with step_lock(step, log):
+        if step.state() == "done":
+            log(f"  done   {step.name}: finished by another runner")
+            return True
+        failed = [d for d in step.deps if not d.done]
+        if failed:
+            record_error(step, f"dependency failed: {', '.join(d.name for d in failed)}")
+            log("  skipped: a dependency failed")
+            return False
+        problem = launch(step, log) if launch is not None else None
+        if problem:
+            record_error(step, problem)
+            log(f"  FAILED {step.name}: {problem}")
+            return False
+        return execute_step(step, log)
+
+
+def record_error(step: Step, error: str) -> None:
+    """Record ``step`` as failed for ``error`` without a notebook run (a failed dependency, a failed torchrun
+    launch, a Ray worker lost): ``error.json`` as ``status`` reads it. Hold the step's lock."""
+    step.interrupted.unlink(missing_ok=True)
+    atomic_write_json({"step": step.name, "kind": step.kind, "params": step.params, "error": error}, step.error)
