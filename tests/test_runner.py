@@ -170,9 +170,8 @@ def test_a_failing_step_is_recorded_and_does_not_stop_the_others(tmp_path, monke
 @pytest.mark.slow
 def test_execute_step_records_a_notebook_error(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
-    step = Step("alignment", "03_alignment.ipynb", tmp_path / "runs" / "broken",
-                       resolve("test", {"data.transformation": "translit"}),
-                       {"pretrained": str(tmp_path / "no_such_model")})
+    step = Step("alignment", tmp_path / "runs" / "broken", resolve("test", {"data.transformation": "translit"}),
+                {"pretrained": str(tmp_path / "no_such_model")})
     assert execute_step(step, log=lambda *a: None) is False
     err = json.loads(step.error.read_text())
     assert "no_such_model" in err["error"] + err["traceback"] and not step.results.exists()

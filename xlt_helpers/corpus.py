@@ -15,6 +15,7 @@ from tokenizers import Tokenizer
 
 from .config import cache_dir
 from .fingerprint import code_fingerprint, fingerprint
+from .inputs import pretraining_inputs
 from .objectives.tlm import TlmPacker
 from .run_config import DataConfig, RunConfig
 from .token_store import FORMAT, CorpusText, TokenStore, default_workers, token_store, tokenizer_key, training_text
@@ -146,15 +147,15 @@ def build_pretraining_data(cfg: RunConfig, workers: int | None = None) -> tuple[
     corpus and the blocks are made from it chunk by chunk and written to a cached, memory-mapped block
     file, so memory does not grow with the corpus. ``workers``: encoding processes (None: by corpus size).
     """
-    d = cfg.data
-    language, transformation, second_language = d.language, d.transformation, d.second_language
+    d, kind = cfg.data, cfg.data.model_kind
+    language, transformation = d.language, d.transformation
     setting, derived_fraction = d.corpus_setting, d.derived_fraction
     if setting not in CORPUS_SETTINGS:
         raise ValueError(f"unknown corpus setting {setting!r}; known: {CORPUS_SETTINGS}")
-    if transformation is not None and not second_language and not 0.0 < derived_fraction <= 1.0:
+    if kind == "derived" and not 0.0 < derived_fraction <= 1.0:
         raise ValueError(f"derived_fraction must be in (0, 1], got {derived_fraction}")
-    langs = [language] + ([second_language] if second_language else [])
-    tok, texts = pretraining_tokenizer(langs, cfg)
+    inputs = pretraining_inputs(cfg)  # the corpora opened here are the ones the model folder's key hashes
+    tok, texts = pretraining_tokenizer([c.language for c in inputs.main], cfg)
     V = vocab_size_of(tok)
     original = DerivedLanguage("orig", V)
     store = token_store(tok, texts[0], workers)
@@ -162,10 +163,10 @@ def build_pretraining_data(cfg: RunConfig, workers: int | None = None) -> tuple[
     # each part: (language, chunks of its sentences)
     parts: list[tuple[DerivedLanguage, Callable[[], Chunks]]] = []
     tlm_source: Callable[[], Chunks] | None = None  # the original sentences with a twin (parallel setting)
-    if second_language:
+    if kind == "pair":
         second = token_store(tok, texts[1], workers)
         parts = [(original, lambda: store.chunks()), (DerivedLanguage("orig", V), lambda: second.chunks())]
-    elif transformation is None:
+    elif kind == "monolingual":
         parts = [(original, lambda: store.chunks())]
     else:
         derived = DerivedLanguage(transformation, V, seed=cfg.pretrain.seed, shift_special=d.shift_special)
@@ -173,7 +174,8 @@ def build_pretraining_data(cfg: RunConfig, workers: int | None = None) -> tuple[
         if setting == "nonparallel":
             orig_stop, first, n_src = n // 2, n // 2, n - n // 2
         elif setting == "other_domain":
-            src_text = CorpusText(language, domain="other_domain", max_sentences=n)
+            src = inputs.derived_source
+            src_text = CorpusText(src.language, domain=src.domain, max_sentences=n)
             src_store = token_store(tok, src_text, workers)
             n_src = src_store.n_sentences
         keep = max(1, int(round(derived_fraction * n_src)))

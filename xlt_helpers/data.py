@@ -497,6 +497,11 @@ def label_names(task: str) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------------------ public API
 
+def pretrain_key(domain: str = "main") -> str:
+    """The registry key of a pretraining corpus: ``pretrain`` (domain ``main``) or ``pretrain_<domain>``."""
+    return "pretrain" if domain == "main" else f"pretrain_{domain}"
+
+
 def load_pretraining_corpus(language: str, domain: str = "main", max_sentences: int | None = None) -> list[str]:
     """Sentences (non-blank lines, stripped, NFC) of the ``domain`` corpus of ``language``.
 
@@ -505,7 +510,7 @@ def load_pretraining_corpus(language: str, domain: str = "main", max_sentences: 
     as ``max_sentences`` sentences are collected.
     """
     spec = language_spec(language)
-    key = "pretrain" if domain == "main" else f"pretrain_{domain}"
+    key = pretrain_key(domain)
     if key not in spec:
         have = ["main" if k == "pretrain" else k[len("pretrain_"):] for k in spec if k.startswith("pretrain")]
         raise ValueError(f"unknown pretraining domain {domain!r} for {language!r}: "

@@ -52,9 +52,9 @@ def row(language: str, transformation: str, task: str, setting: str, metric: str
 def labels(cfg: RunConfig) -> tuple[str, str]:
     """The ``language`` and ``transformation`` columns of a model's rows (``en-fr``/``pair``, ``en``/``mono``)."""
     d = cfg.data
-    if d.second_language:
+    if d.model_kind == "pair":
         return pair_name(d.language, d.second_language), PAIR
-    return d.language, d.transformation or MONO
+    return d.language, d.transformation if d.model_kind == "derived" else MONO
 
 
 def model_meta(model_dir: str | Path) -> dict:
@@ -90,9 +90,10 @@ def run_finetune_step(cfg: RunConfig, task: str, pretrained: str | Path, out_dir
                       mono_task_dir: str | Path | None = None) -> dict:
     """The fine-tuning step of notebook 02 for ``cfg``: the monolingual model's (shared by every MZ), a
     derived language's BS/BZ/MZ, or a natural pair's."""
-    if cfg.data.second_language:
+    kind = cfg.data.model_kind
+    if kind == "pair":
         return run_pair_transfer(cfg, task, pretrained, mono_task_dir)
-    if cfg.data.transformation is None:
+    if kind == "monolingual":
         return run_finetune_mono(cfg, task, pretrained, out_dir)
     return run_transfer(cfg, task, pretrained, mono_task_dir)
 

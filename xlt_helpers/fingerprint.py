@@ -16,6 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from .grid.kinds import KINDS
+
 PACKAGE = Path(__file__).resolve().parent
 
 # Modules that cannot change a result: where files live, how they are written, how steps are run and shown.
@@ -23,17 +25,10 @@ NEUTRAL = frozenset({"__init__", "__main__", "config", "storage", "errors", "run
                      "progress", "compute", "syntax.__init__", "syntax.__main__", "syntax.stats"})
 # Wings whose every module is neutral: the grid runs steps, the report reads their results.
 NEUTRAL_WINGS = ("grid", "report")
-# What each step kind computes with (besides ``experiment``, the step functions, which every kind runs).
-ROOTS: dict[str, tuple[str, ...]] = {
-    "pretrain": ("pretrain",),
-    "finetune_mono": ("finetune", "tasks", "metrics", "trees"),
-    "transfer": ("finetune", "tasks", "metrics", "trees"),
-    "alignment": ("alignment",),
-    "retrieval": ("retrieval", "trees", "metrics"),
-}
-DEPENDS_ON: dict[str, tuple[str, ...]] = {"pretrain": (), "finetune_mono": ("pretrain",),
-                                          "transfer": ("pretrain", "finetune_mono"), "alignment": ("pretrain",),
-                                          "retrieval": ("pretrain",)}
+# What each step kind computes with (besides ``experiment``, the step functions, which every kind runs) and
+# the kinds whose results it reads: the step-kind table's columns.
+ROOTS: dict[str, tuple[str, ...]] = {k.name: k.roots for k in KINDS.values()}
+DEPENDS_ON: dict[str, tuple[str, ...]] = {k.name: k.depends_on for k in KINDS.values()}
 
 
 def fingerprint(obj: object) -> str:

@@ -202,7 +202,8 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict
     # ---- training loop --------------------------------------------------------------------------
     model.train()
     tokens_per_step = p.batch_size * p.seq_len
-    label = cfg.data.second_language or cfg.data.transformation or "mono"
+    d = cfg.data
+    label = {"pair": d.second_language, "derived": d.transformation}.get(d.model_kind, "mono")
     bar = tqdm(total=p.steps, initial=step, desc=f"pretrain {cfg.data.language}/{label}",
                disable=not (progress and main), mininterval=2.0)
     t0, steps_timed = time.perf_counter(), 0

@@ -36,6 +36,9 @@ def _f(default: Any, help: str, choices: tuple | None = None, key: bool | str = 
     return field(default=default, metadata={"help": help, "choices": choices, "key": key})
 
 
+MODEL_KINDS = ("monolingual", "derived", "pair")  # DataConfig.model_kind
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The encoder (RoBERTa) and the size of its tokenizer."""
@@ -66,6 +69,13 @@ class DataConfig:
     shift_special: bool = _f(False, "the derived language gets its own special tokens")
     parser_sentences: int | None = _f(3000, "treebank sentences the Syntax parser is trained on (None: all)")
     parser_iterations: int = _f(4, "training iterations of the Syntax tagger and parser")
+
+    @property
+    def model_kind(self) -> str:
+        """What the model is pretrained on (``MODEL_KINDS``): ``monolingual`` (the language alone),
+        ``derived`` (the language and its derived language) or ``pair`` (the language and a second one).
+        The one place that decides it: folder names, result labels and the step functions ask here."""
+        return "pair" if self.second_language else "derived" if self.transformation else "monolingual"
 
 
 @dataclass(frozen=True)
@@ -404,24 +414,24 @@ def _validate_objectives(cfg: RunConfig, where: str) -> None:
         if value != default and not set(users) & set(p.objectives):
             raise ConfigError(f"{where}: pretrain.{name} = {value!r}: expected it at its default ({default!r}) "
                               f"unless pretrain.objectives has {' or '.join(users)} (it has no effect otherwise)")
-    if p.dictionary is not None and not d.second_language:
+    kind = d.model_kind
+    if p.dictionary is not None and kind != "pair":
         raise ConfigError(f"{where}: pretrain.dictionary = {p.dictionary!r}: expected null for a "
-                          f"{'derived language' if d.transformation else 'monolingual model'} (the dictionary "
+                          f"{'derived language' if kind == 'derived' else 'monolingual model'} (the dictionary "
                           "of a derived language is its twins; a file is for a natural pair)")
     if not any(OBJECTIVES[o].needs for o in p.objectives):
         return  # plain mlm runs on any model
-    from .transformations import DerivedLanguage
+    from .transformations import traits
 
-    derived = DerivedLanguage(d.transformation, 400) if d.transformation else None
-    pair = f"{d.language}-{d.second_language}" if d.second_language else None
+    derived = traits(d.transformation) if kind == "derived" else None
+    pair = f"{d.language}-{d.second_language}" if kind == "pair" else None
     for o in p.objectives:
         for need in OBJECTIVES[o].needs:
             missing = {
-                "bilingual": derived is None and pair is None,
-                "dictionary": (derived is not None and not derived.uses_transliteration)
-                              or (pair is not None and p.dictionary is None),
+                "bilingual": kind == "monolingual",
+                "dictionary": (derived is not None and not derived.id_map) or (pair is not None and p.dictionary is None),
                 "parallel": pair is not None or d.corpus_setting != "parallel"
-                            or (derived is not None and not all(st.corpus_level for st in derived.steps)),
+                            or (derived is not None and not derived.corpus_level),
             }[need]
             if missing:
                 model = (f"the natural pair {pair}" if pair else f"data.transformation {d.transformation!r}"

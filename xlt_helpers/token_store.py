@@ -25,7 +25,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from .config import cache_dir, data_dir
-from .data import TEXT_NORMALIZATION, language_spec, load_pretraining_corpus, normalize_text
+from .data import TEXT_NORMALIZATION, language_spec, load_pretraining_corpus, normalize_text, pretrain_key
 from .errors import DataFormatError
 from .fingerprint import files_fingerprint, fingerprint
 from .tokenizer import joined_words, split_lines
@@ -72,9 +72,8 @@ class CorpusText:
 
     def __init__(self, language: str, domain: str = "main", max_sentences: int | None = None):
         load_pretraining_corpus(language, domain, max_sentences=0)  # checks language, domain and the limit
-        key = "pretrain" if domain == "main" else f"pretrain_{domain}"
         self.language, self.domain, self.max_sentences = language, domain, max_sentences
-        self.paths = [data_dir() / p for p in language_spec(language)[key]["paths"]]
+        self.paths = [data_dir() / p for p in language_spec(language)[pretrain_key(domain)]["paths"]]
 
     def key(self) -> str:
         """Changes with the files (name and content), the sentence limit and the text normalisation."""

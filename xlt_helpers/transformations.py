@@ -233,20 +233,39 @@ class Step:
         return seg.reordered(self.order(seg))
 
 
-StepFactory = Callable[[str, int, int, bool], Step]
-_REGISTRY: dict[str, StepFactory] = {}
+@dataclass(frozen=True)
+class Traits:
+    """What a transformation is, known from its name alone (no vocabulary, nothing built): the grid and
+    the configuration ask these before any model exists."""
+
+    id_map: bool = False        # maps token ids to a new vocabulary (Transliteration)
+    needs_tree: bool = False    # reorders words by their dependency tree (Syntax)
+    corpus_level: bool = False  # runs on a whole corpus at once (id maps and sub-word reorderings)
 
 
-def register(prefix: str) -> Callable[[StepFactory], StepFactory]:
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed step of a composition: its traits, and how to build it for a vocabulary."""
+
+    traits: Traits
+    build: Callable[[int, int, bool], Step]  # (vocab_size, seed, shift_special) -> Step
+
+
+Parser = Callable[[str], Recipe]
+_REGISTRY: dict[str, Parser] = {}
+
+
+def register(prefix: str) -> Callable[[Parser], Parser]:
     """Register a transformation under a name prefix (``inv``, ``perm``, ``translit``, ...).
 
-    A factory gets ``(name, vocab_size, seed, shift_special)`` and returns a Step; new
-    transformations (e.g. Syntax) plug in here without touching the rest of the pipeline.
+    A parser gets the step's name (``translit0.5``, ``syntax:fr``), checks its arguments (``ValueError``
+    naming what is allowed) and returns a ``Recipe``: the step's ``Traits`` and a builder that makes the
+    ``Step`` for a vocabulary. New transformations plug in here without touching the rest of the pipeline.
     """
 
-    def deco(factory: StepFactory) -> StepFactory:
-        _REGISTRY[prefix] = factory
-        return factory
+    def deco(parser: Parser) -> Parser:
+        _REGISTRY[prefix] = parser
+        return parser
 
     return deco
 
@@ -258,43 +277,48 @@ def _require_words(seg: Segment, name: str) -> tuple[int, ...]:
 
 
 @register("inv")
-def _inversion(name: str, vocab_size: int, seed: int, shift_special: bool) -> Step:
+def _inversion(name: str) -> Recipe:
     if name == "inv":
-        return Step(name, order=lambda s: invert_order(len(s.tokens)),
-                    corpus_order=lambda flat, starts, lengths: invert_index(starts, lengths))
+        return Recipe(Traits(corpus_level=True), lambda V, seed, shift: Step(
+            name, order=lambda s: invert_order(len(s.tokens)),
+            corpus_order=lambda flat, starts, lengths: invert_index(starts, lengths)))
     if name == "inv_word":
         def order(s: Segment) -> list[int]:
             words = _require_words(s, name)
             return word_level_order(words, invert(list(dict.fromkeys(words))))
-        return Step(name, order=order)
+        return Recipe(Traits(), lambda V, seed, shift: Step(name, order=order))
     raise ValueError(f"unknown inversion variant {name!r}: use 'inv' (sub-words) or 'inv_word'")
 
 
 @register("perm")
-def _permutation(name: str, vocab_size: int, seed: int, shift_special: bool) -> Step:
+def _permutation(name: str) -> Recipe:
     if name == "perm":
-        return Step(name, order=lambda s: permute_order(len(s.tokens), sentence_seed(seed, s.tokens)),
-                    corpus_order=lambda flat, starts, lengths: permute_index(flat, starts, lengths, seed))
+        return Recipe(Traits(corpus_level=True), lambda V, seed, shift: Step(
+            name, order=lambda s: permute_order(len(s.tokens), sentence_seed(seed, s.tokens)),
+            corpus_order=lambda flat, starts, lengths: permute_index(flat, starts, lengths, seed)))
     if name == "perm_word":
-        def order(s: Segment) -> list[int]:
-            words = list(dict.fromkeys(_require_words(s, name)))
-            return word_level_order(s.word_ids, permute(words, sentence_seed(seed, s.tokens)))
-        return Step(name, order=order)
+        def build(V: int, seed: int, shift: bool) -> Step:
+            def order(s: Segment) -> list[int]:
+                words = list(dict.fromkeys(_require_words(s, name)))
+                return word_level_order(s.word_ids, permute(words, sentence_seed(seed, s.tokens)))
+            return Step(name, order=order)
+        return Recipe(Traits(), build)
     raise ValueError(f"unknown permutation variant {name!r}: use 'perm' (sub-words) or 'perm_word'")
 
 
 @register("translit")
-def _transliteration(name: str, vocab_size: int, seed: int, shift_special: bool) -> Step:
+def _transliteration(name: str) -> Recipe:
     rest = name[len("translit"):]
     try:
         fraction = float(rest) if rest else 1.0
     except ValueError:
         raise ValueError(f"bad transliteration {name!r}: use 'translit' or e.g. 'translit0.5'") from None
-    return Step(name, table=transliteration_table(vocab_size, fraction, seed, shift_special))
+    return Recipe(Traits(id_map=True, corpus_level=True), lambda V, seed, shift: Step(
+        name, table=transliteration_table(V, fraction, seed, shift)))
 
 
 @register("syntax")
-def _syntax(name: str, vocab_size: int, seed: int, shift_special: bool) -> Step:
+def _syntax(name: str) -> Recipe:
     """Syntax: ``syntax:fr`` (French noun and verb order) or ``syntax:fr@N~hi@V`` (mixed).
 
     Words are reordered by the target language's ordering models over the sentence's dependency tree
@@ -308,15 +332,17 @@ def _syntax(name: str, vocab_size: int, seed: int, shift_special: bool) -> Step:
         raise ValueError(f"syntax needs a target, e.g. 'syntax:fr' or 'syntax:fr@N~hi@V', got {name!r}")
     spec = parse_syntax_spec("xx~" + (target if "@" in target else f"{target}@N~{target}@V"))
 
-    def order(s: Segment) -> list[int]:
-        words = _require_words(s, name)
-        if len(set(words)) < 2:
-            return list(range(len(s.tokens)))
-        if s.tree is None:
-            raise ValueError(f"transformation {name!r} needs a dependency tree for every sentence")
-        return word_level_order(words, reorder(s.tree, spec, seed))
+    def build(V: int, seed: int, shift: bool) -> Step:
+        def order(s: Segment) -> list[int]:
+            words = _require_words(s, name)
+            if len(set(words)) < 2:
+                return list(range(len(s.tokens)))
+            if s.tree is None:
+                raise ValueError(f"transformation {name!r} needs a dependency tree for every sentence")
+            return word_level_order(words, reorder(s.tree, spec, seed))
+        return Step(name, order=order, needs_tree=True)
 
-    return Step(name, order=order, needs_tree=True)
+    return Recipe(Traits(needs_tree=True), build)
 
 
 def parse_spec(spec: str) -> list[str]:
@@ -325,15 +351,27 @@ def parse_spec(spec: str) -> list[str]:
     if not names:
         raise ValueError("empty transformation spec")
     for n in names:
-        if _factory_for(n) is None:
+        if _parser_for(n) is None:
             raise ValueError(f"unknown transformation {n!r} in {spec!r}; known: {sorted(_REGISTRY)}")
     return names
 
 
-def _factory_for(name: str) -> StepFactory | None:
+def _parser_for(name: str) -> Parser | None:
     base = name.split(":", 1)[0]
     matches = [p for p in _REGISTRY if base == p or base.startswith(p)]
     return _REGISTRY[max(matches, key=len)] if matches else None
+
+
+def recipes(spec: str) -> list[Recipe]:
+    """The parsed steps of a composition (``orig``/``mono``: none); every step's arguments are checked."""
+    return [] if spec in ("orig", "mono") else [_parser_for(n)(n) for n in parse_spec(spec)]  # type: ignore[misc]
+
+
+def traits(spec: str) -> Traits:
+    """The traits of a whole composition: an id map or a tree if any step has one, corpus-level if all are."""
+    steps = [r.traits for r in recipes(spec)]
+    return Traits(id_map=any(s.id_map for s in steps), needs_tree=any(s.needs_tree for s in steps),
+                  corpus_level=all(s.corpus_level for s in steps))
 
 
 class DerivedLanguage:
@@ -346,8 +384,7 @@ class DerivedLanguage:
 
     def __init__(self, spec: str, vocab_size: int, seed: int = 0, shift_special: bool = False):
         self.spec, self.vocab_size, self.seed, self.shift_special = spec, vocab_size, seed, shift_special
-        names = [] if spec in ("orig", "mono") else parse_spec(spec)
-        self.steps = [_factory_for(n)(n, vocab_size, seed, shift_special) for n in names]  # type: ignore[misc]
+        self.steps = [r.build(vocab_size, seed, shift_special) for r in recipes(spec)]
         self.table = np.arange(vocab_size, dtype=np.int64)
         for st in self.steps:
             if st.table is not None:

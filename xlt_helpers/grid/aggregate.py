@@ -15,7 +15,7 @@ from .step import Step
 
 def config_rows(steps: list[Step]) -> list[dict]:
     """One row per step: its name, kind, state, code fingerprints and every config field (configs.csv)."""
-    return [{"step": s.name, "kind": s.kind, "task": s.params.get("task") or (s.out_dir.name.rsplit("_", 1)[0] if s.kind == "retrieval" else None), "state": s.state().split(":")[0],
+    return [{"step": s.name, "kind": s.kind, "task": s.task, "state": s.state().split(":")[0],
              "code_fingerprint": s.recorded_code(), "code_fingerprint_now": s.code, **s.cfg.flat()} for s in steps]
 
 

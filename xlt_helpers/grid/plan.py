@@ -14,8 +14,9 @@ from typing import Any
 
 from ..labels import DEFAULT_VARIANT, pair_name
 from ..run_config import RunConfig
-from ..transformations import DerivedLanguage
+from ..transformations import traits
 from .keys import step_dir
+from .kinds import KINDS
 from .spec import Grid, parse_pair
 from .step import Step
 
@@ -51,11 +52,10 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
 
     variant = DEFAULT_VARIANT
 
-    def add(kind: str, notebook: str, cfg: RunConfig, task: str | None = None, deps: tuple[Step, ...] = (),
-            **params: Any) -> Step:
+    def add(kind: str, cfg: RunConfig, task: str | None = None, deps: tuple[Step, ...] = (), **params: Any) -> Step:
         out = step_dir(cfg, kind, task)
-        params = {"task": task, **params} if kind in ("finetune_mono", "transfer") else params
-        step = steps.setdefault(out, Step(kind, notebook, out, cfg, params, list(deps)))
+        params = {"task": task, **params} if KINDS[kind].task_parameter else params
+        step = steps.setdefault(out, Step(kind, out, cfg, params, list(deps), task=task))
         if variant not in step.variants:
             step.variants.append(variant)
         return step
@@ -70,11 +70,11 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
     def mono_steps(cfg: RunConfig) -> tuple[Step, dict[str, Step]]:
         """The monolingual model beside ``cfg``'s (shared across grids) and its fine-tuning per task."""
         mono_cfg = cfg.monolingual()
-        mono = add("pretrain", "01_pretrain.ipynb", mono_cfg)
+        mono = add("pretrain", mono_cfg)
         tasks = {}
         for task in grid.tasks:
             if get_task(task).finetuned and not missing_data_reason(task, mono_cfg.data.language, ("train", "test")):
-                tasks[task] = add("finetune_mono", "02_finetune_evaluate.ipynb", mono_cfg, task, (mono,),
+                tasks[task] = add("finetune_mono", mono_cfg, task, (mono,),
                                   pretrained=str(mono.out_dir / "model"), mono_task_dir=None)
         return mono, tasks
 
@@ -89,12 +89,12 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
                                                          grid.finetune_seeds or [None]):
                 cfg = grid.config(lang, seed, tr, finetune_seed=ft_seed, corpus_setting=corpus, variant=variant)
                 mono, mono_tasks = mono_steps(cfg)
-                pre = add("pretrain", "01_pretrain.ipynb", cfg)
+                pre = add("pretrain", cfg)
                 for task in grid.tasks:
                     spec = get_task(task)
                     if not spec.finetuned:  # no fine-tuning: one retrieval step whatever the fine-tuning seeds
                         if not missing_data_reason(task, lang, ("test",)):
-                            add("retrieval", "05_retrieval.ipynb", no_finetune(cfg), task, (pre, mono),
+                            add("retrieval", no_finetune(cfg), task, (pre, mono),
                                 pretrained=str(pre.out_dir / "model"), mono_pretrained=str(mono.out_dir / "model"))
                         continue
                     if task not in mono_tasks:
@@ -103,10 +103,10 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
                     if reason:
                         skip(f"{lang} x {tr} x {task}", reason)
                         continue
-                    add("transfer", "02_finetune_evaluate.ipynb", cfg, task, (pre, mono_tasks[task]),
+                    add("transfer", cfg, task, (pre, mono_tasks[task]),
                         pretrained=str(pre.out_dir / "model"), mono_task_dir=str(mono_tasks[task].out_dir))
-                if grid.alignment and DerivedLanguage(tr, 400).uses_transliteration:
-                    add("alignment", "03_alignment.ipynb", cfg, None, (pre,), pretrained=str(pre.out_dir / "model"))
+                if grid.alignment and traits(tr).id_map:
+                    add("alignment", cfg, None, (pre,), pretrained=str(pre.out_dir / "model"))
 
     for pair in grid.pairs:
         first, second = parse_pair(pair, grid.path)
@@ -124,16 +124,16 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
         for variant, seed, ft_seed in itertools.product(grid.variants, grid.seeds, grid.finetune_seeds or [None]):
             cfg = grid.config(first, seed, second_language=second, finetune_seed=ft_seed, variant=variant)
             mono, mono_tasks = mono_steps(cfg)
-            pre = add("pretrain", "01_pretrain.ipynb", cfg)
+            pre = add("pretrain", cfg)
             for task in grid.tasks:
                 if not get_task(task).finetuned:
                     if has_parallel(first, second):
-                        add("retrieval", "05_retrieval.ipynb", no_finetune(cfg), task, (pre, mono),
+                        add("retrieval", no_finetune(cfg), task, (pre, mono),
                             pretrained=str(pre.out_dir / "model"), mono_pretrained=str(mono.out_dir / "model"))
                     continue
                 if task not in mono_tasks or missing_data_reason(task, second, ("test",)):
                     continue
-                add("transfer", "02_finetune_evaluate.ipynb", cfg, task, (pre, mono_tasks[task]),
+                add("transfer", cfg, task, (pre, mono_tasks[task]),
                     pretrained=str(pre.out_dir / "model"), mono_task_dir=str(mono_tasks[task].out_dir))
     return list(steps.values()), skips
 

@@ -28,22 +28,18 @@ from pathlib import Path
 from ..progress import ENV as PROGRESS_ENV
 from ..progress import clock, describe, read
 from .execute import record_error, run_one, step_lock
+from .kinds import KINDS
 from .step import Step
 
-# The resource table (README, "Grids on a cluster (Ray)"): GPUs a step asks for when the device its config
-# resolved to is cuda (pretraining: pretrain.device, one GPU a torchrun process; the others:
-# finetune.device); every step also asks for ``cpus_per_step`` CPUs, and its kernel gets as many threads.
-GPUS = {"pretrain": 1.0, "finetune_mono": 0.25, "transfer": 0.25, "retrieval": 0.25,
-        "alignment": 0.0}  # alignment reads the saved embeddings on the CPU
-
-
 def step_resources(step: Step, cpus_per_step: int = 1, pretrain_procs: int = 1) -> dict[str, float]:
-    """What one step asks Ray for: ``num_cpus`` (at least one a torchrun process) and ``num_gpus`` (``GPUS``
-    of its kind, times the torchrun processes of a pretraining, when its device is cuda; else none)."""
-    procs = pretrain_procs if step.kind == "pretrain" else 1
-    device = step.cfg.pretrain.device if step.kind == "pretrain" else step.cfg.finetune.device
-    return {"num_cpus": float(max(cpus_per_step, procs)),
-            "num_gpus": GPUS[step.kind] * procs if device == "cuda" else 0.0}
+    """What one step asks Ray for (README, "Grids on a cluster (Ray)"): ``num_cpus`` (``cpus_per_step``, at
+    least one a torchrun process; its kernel gets as many threads) and ``num_gpus`` (``gpus`` of its kind in
+    ``kinds.KINDS``, times the torchrun processes of a pretraining, when the device of its kind's config
+    group resolved to cuda; else none)."""
+    k = KINDS[step.kind]
+    procs = pretrain_procs if k.torchrun else 1
+    device = getattr(step.cfg, k.device).device
+    return {"num_cpus": float(max(cpus_per_step, procs)), "num_gpus": k.gpus * procs if device == "cuda" else 0.0}
 
 
 def step_environment(resources: dict[str, float]) -> dict[str, str]:
@@ -61,7 +57,7 @@ def run_step_task(step: Step, env: dict[str, str], pretrain_procs: int = 1) -> t
     """The Ray task: ``execute.run_one`` on this worker; returns (ended done, its log lines)."""
     os.environ.update(env)
     lines: list[str] = []
-    launch = partial(torchrun_pretrain, procs=pretrain_procs) if step.kind == "pretrain" and pretrain_procs > 1 \
+    launch = partial(torchrun_pretrain, procs=pretrain_procs) if KINDS[step.kind].torchrun and pretrain_procs > 1 \
         else None
     return run_one(step, lines.append, launch), lines
 

@@ -176,14 +176,13 @@ def check_transformation(spec: str, where: str | Path = "grid") -> None:
     import re
 
     from ..syntax.treebanks import treebank_files
-
-    from ..transformations import DerivedLanguage
+    from ..transformations import recipes
 
     if any(not part.strip() for part in spec.split("+")):
         raise ConfigError(f"{where}: transformations: {spec!r} has an empty step: expected steps joined by '+', "
                           "e.g. 'translit+inv'")
     try:
-        DerivedLanguage(spec, 400)  # the steps' own arguments (translit0.5, syntax:fr@N~hi@V)
+        recipes(spec)  # the steps' own arguments (translit0.5, syntax:fr@N~hi@V)
     except ValueError as exc:
         raise ConfigError(f"{where}: transformations: {spec!r}: {exc}") from None
     for part in spec.split("+"):

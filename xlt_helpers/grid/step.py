@@ -12,17 +12,22 @@ from ..config import runs_dir
 from ..fingerprint import code_fingerprint
 from ..run_config import RunConfig
 from ..storage import read_json
+from .kinds import KINDS
 
 
 @dataclass
 class Step:
-    kind: str                 # pretrain | finetune_mono | transfer | alignment | retrieval
-    notebook: str
+    kind: str                 # a row of kinds.KINDS: pretrain | finetune_mono | transfer | alignment | retrieval
     out_dir: Path
     cfg: RunConfig
     params: dict[str, Any]    # the notebook's other parameters (task, the folders it reads)
     deps: list["Step"] = field(default_factory=list)
     variants: list[str] = field(default_factory=list)  # the grid's variants it serves (a step can serve several)
+    task: str | None = None   # the task it serves (kinds: finetune_mono, transfer, retrieval)
+
+    @property
+    def notebook(self) -> str:
+        return KINDS[self.kind].notebook
 
     @property
     def name(self) -> str:
@@ -65,8 +70,8 @@ class Step:
 
     @property
     def notebook_params(self) -> dict[str, Any]:
-        """What papermill passes; pretraining's tqdm bar is off (the runner shows the step's progress)."""
-        quiet = {"progress": False} if self.kind == "pretrain" else {}
+        """What papermill passes; a tqdm bar is off (the runner shows the step's progress)."""
+        quiet = {"progress": False} if KINDS[self.kind].progress_parameter else {}
         return {"config": json.dumps(self.cfg.to_dict()), **self.params, "out_dir": str(self.out_dir), **quiet}
 
     @cached_property

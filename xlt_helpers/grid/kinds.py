@@ -1,0 +1,48 @@
+"""The step kinds: one row per kind of step, the one place that says what a kind reads, which notebook runs
+it, what it asks a cluster for and which code computes its numbers.
+
+Planning (``plan``), folder names (``keys``), a step's notebook parameters (``step``), the Ray resource
+table (``ray_executor``) and the code fingerprints (``fingerprint.ROOTS``) all read ``KINDS``. This module
+imports nothing from the package, so that ``fingerprint`` can read it from below.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StepKind:
+    name: str
+    notebook: str                 # notebooks/<notebook>, executed with papermill
+    folder: str                   # its folder inside the model's: "pretrain" as is, else folder + [task_] + key
+    groups: tuple[str, ...]       # config groups its folder key reads beyond the model's (model, data, pretrain)
+    task: bool                    # it serves one task: its folder name starts with it, its key reads its data
+    device: str                   # the config group whose `device` it runs on (pretrain or finetune)
+    gpus: float                   # GPUs it asks Ray for when that device resolved to cuda
+    roots: tuple[str, ...]        # modules whose code computes its numbers (besides `experiment`, every kind's)
+    depends_on: tuple[str, ...]   # kinds whose results it reads: their code is in its fingerprint too
+    torchrun: bool = False        # it can train under torchrun, several processes (``ray_executor``)
+    progress_parameter: bool = False  # its notebook takes `progress` (the runner turns the tqdm bar off)
+    task_parameter: bool = False  # its notebook takes `task` (one notebook serves every fine-tuned task)
+
+
+KINDS: dict[str, StepKind] = {k.name: k for k in (
+    StepKind("pretrain", "01_pretrain.ipynb", "pretrain", (), False, "pretrain", 1.0, ("pretrain",), (),
+             torchrun=True, progress_parameter=True),
+    StepKind("finetune_mono", "02_finetune_evaluate.ipynb", "finetune_", ("finetune",), True, "finetune", 0.25,
+             ("finetune", "tasks", "metrics", "trees"), ("pretrain",), task_parameter=True),
+    StepKind("transfer", "02_finetune_evaluate.ipynb", "transfer_", ("finetune",), True, "finetune", 0.25,
+             ("finetune", "tasks", "metrics", "trees"), ("pretrain", "finetune_mono"), task_parameter=True),
+    # alignment reads the saved embeddings on the CPU: no GPU
+    StepKind("alignment", "03_alignment.ipynb", "alignment_", ("evaluate",), False, "finetune", 0.0,
+             ("alignment",), ("pretrain",)),
+    StepKind("retrieval", "05_retrieval.ipynb", "", ("finetune", "evaluate"), True, "finetune", 0.25,
+             ("retrieval", "trees", "metrics"), ("pretrain",)),
+)}
+
+
+def kind(name: str) -> StepKind:
+    """The row of ``name`` (``ValueError`` naming the known kinds otherwise)."""
+    if name not in KINDS:
+        raise ValueError(f"unknown step kind {name!r}; known: {', '.join(KINDS)}")
+    return KINDS[name]
