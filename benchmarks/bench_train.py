@@ -58,7 +58,8 @@ from xlt_helpers.alignment import alignment_report
 from xlt_helpers.corpus import pack
 from xlt_helpers.data import load_pretraining_corpus
 from xlt_helpers.model import build_mlm, compile_layers, mask_tokens, pick_device, roberta_config, set_threads
-from xlt_helpers.pretrain import MaskedLMLoss, batch_indices, lr_at, make_optimizer, train_step
+from xlt_helpers.model import lr_at
+from xlt_helpers.pretrain import MaskedLMLoss, batch_indices, make_optimizer, train_step
 from xlt_helpers.run_config import resolve
 from xlt_helpers.tokenizer import encode_words_batch, load_or_train_tokenizer, split_words
 from xlt_helpers.transformations import BOS, EOS, N_SPECIAL, DerivedLanguage, transliteration_table
@@ -330,7 +331,8 @@ def bench_pretrain(args, device: torch.device, ids: list[list[int]], out: dict) 
 # ----------------------------------------------------------------------------------------------------
 def bench_finetune(args, device, tok, model, out: dict) -> None:
     import xlt_helpers.finetune as ft
-    from xlt_helpers.tasks import get_task, load_encoded
+    from xlt_helpers.encoding import load_encoded
+    from xlt_helpers.tasks import get_task
 
     task = get_task("pos")
     orig = DerivedLanguage("orig", VOCAB)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from xlt_helpers import data as D
+from xlt_helpers import tasks
 from xlt_helpers.config import data_dir
 from xlt_helpers.errors import DataFormatError
 
@@ -57,14 +58,14 @@ def _write(root: Path, rel: str, text: str) -> Path:
 # ------------------------------------------------------------------------------------ constants
 
 def test_label_inventories():
-    assert D.NLI_LABELS == ("entailment", "neutral", "contradiction")
-    assert D.NER_TAGS == ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
-    assert len(D.UPOS_TAGS) == 17 and len(set(D.UPOS_TAGS)) == 17
-    assert {"X", "SYM", "CCONJ", "PROPN"} <= set(D.UPOS_TAGS)
-    assert "_" not in D.UPOS_TAGS and "CONJ" not in D.UPOS_TAGS
-    assert D.label_names("xnli") == D.NLI_LABELS
-    assert D.label_names("ner") == D.NER_TAGS
-    assert D.label_names("pos") == D.UPOS_TAGS
+    assert tasks.NLI_LABELS == ("entailment", "neutral", "contradiction")
+    assert tasks.NER_TAGS == ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+    assert len(tasks.UPOS_TAGS) == 17 and len(set(tasks.UPOS_TAGS)) == 17
+    assert {"X", "SYM", "CCONJ", "PROPN"} <= set(tasks.UPOS_TAGS)
+    assert "_" not in tasks.UPOS_TAGS and "CONJ" not in tasks.UPOS_TAGS
+    assert D.label_names("xnli") == tasks.NLI_LABELS
+    assert D.label_names("ner") == tasks.NER_TAGS
+    assert D.label_names("pos") == tasks.UPOS_TAGS
     assert D.label_names("qa") == () and D.label_names("retrieval") == ()  # spans and retrieval: no labels
     with pytest.raises(ValueError, match="xnli, ner, pos, qa, retrieval"):
         D.label_names("parse")
@@ -151,7 +152,7 @@ def test_load_every_registered_split(task, language, split):
             assert isinstance(ex, D.NLIPair)
             assert ex.premise and ex.hypothesis
             assert ex.premise == ex.premise.strip() and "\r" not in ex.hypothesis
-            assert 0 <= ex.label < len(D.NLI_LABELS)
+            assert 0 <= ex.label < len(tasks.NLI_LABELS)
     else:
         for ex in examples:
             assert isinstance(ex, D.TaggedSentence)
@@ -185,7 +186,7 @@ def test_real_data_contents():
     # Hindi POS train is UD v1: CONJ is renamed to CCONJ, and the words are NFC like XTREME's
     hi_train = D.load_task("pos", "hi", "train")
     assert len(hi_train) == 1659 and any("CCONJ" in s.tags for s in hi_train)
-    hi_xtreme_dev = D.read_token_tsv(root / "pos_xtreme/hi/udpos.dev.hi.tsv", D.UPOS_TAGS)
+    hi_xtreme_dev = D.read_token_tsv(root / "pos_xtreme/hi/udpos.dev.hi.tsv", tasks.UPOS_TAGS)
     assert [s.words for s in hi_train] == [s.words for s in hi_xtreme_dev]
     with pytest.raises(DataFormatError) as exc:  # without the registry's tag_map the UD v1 tag is refused
         D.read_conllu(root / "ud/hi/hi_hdtb-ud1-2015-dev.conllu")

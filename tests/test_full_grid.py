@@ -148,7 +148,7 @@ def test_every_evaluation_saves_predictions_that_give_back_its_scores(subset_rep
                 continue
             table = saved["settings"][r["setting"]]
             assert table["id"] == list(range(len(table["id"])))
-            got = stats.ratio(*stats.example_scores(TASKS[r["task"]].kind, r["metric"], table))
+            got = stats.ratio(*TASKS[r["task"]].scorer(r["metric"]).examples(table))
             assert got == pytest.approx(r["value"], abs=1e-9), (res, r)
             checked += 1
     assert checked >= 20

@@ -6,7 +6,8 @@ import torch
 
 from xlt_helpers.corpus import pack, subword_overlap
 from xlt_helpers.model import mask_tokens
-from xlt_helpers.pretrain import batch_indices, lr_at, pretrain
+from xlt_helpers.model import lr_at
+from xlt_helpers.pretrain import batch_indices, pretrain
 from xlt_helpers.run_config import resolve
 from xlt_helpers.transformations import BOS, EOS, MASK, N_SPECIAL, DerivedLanguage
 

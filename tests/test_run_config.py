@@ -108,7 +108,8 @@ def test_code_fingerprints_follow_the_modules_each_step_runs():
     kinds = list(fingerprint.ROOTS)
     now = {k: fingerprint.code_fingerprint(k, fingerprint.package_sources()) for k in kinds}
     changed = lambda module: {k for k in kinds if fingerprint.code_fingerprint(k, _edited(module)) != now[k]}  # noqa: E731
-    assert changed("tasks") == {"finetune_mono", "transfer", "retrieval"}
+    assert changed("encoding") == {"finetune_mono", "transfer", "retrieval"}
+    assert changed("tasks") == set(kinds)            # the task table says which files serve a task
     assert changed("alignment") == {"alignment", "retrieval"}
     assert changed("pretrain") == set(kinds)          # every step reads a pretrained model
     assert changed("syntax.reorder") == set(kinds)    # Syntax builds the pretraining corpus
@@ -135,7 +136,7 @@ def test_a_code_change_marks_exactly_the_affected_steps_stale(tmp_path, monkeypa
     for s in steps:
         _fake_done(s)
     assert {state for _, state in status(TEST_GRID)} == {"done"}
-    edited = _edited("tasks")
+    edited = _edited("encoding")  # fine-tuning's inputs: no pretraining or alignment reads them
     monkeypatch.setattr(fingerprint, "package_sources", lambda: edited)
     fingerprint._current.cache_clear()
     try:

@@ -6,7 +6,7 @@ import pytest
 from xlt_helpers import stats
 from xlt_helpers.metrics import accuracy, entity_f1, qa_scores, token_accuracy
 from xlt_helpers.storage import atomic_write_json, read_json
-from xlt_helpers.tasks import TASKS, score_predictions
+from xlt_helpers.tasks import TASKS
 
 RNG = np.random.default_rng(0)
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
@@ -20,24 +20,29 @@ def _tag_table(n=60, noise=0.3):
 
 def test_per_example_sums_give_back_each_metric():
     t = _tag_table()
-    assert stats.ratio(*stats.example_scores("token", "f1", t)) == pytest.approx(entity_f1(t["pred"], t["gold"]))
-    assert stats.ratio(*stats.example_scores("token", "accuracy", t)) == pytest.approx(
+    assert stats.ratio(*TASKS["ner"].scorer("f1").examples(t)) == pytest.approx(entity_f1(t["pred"], t["gold"]))
+    assert stats.ratio(*TASKS["pos"].scorer("accuracy").examples(t)) == pytest.approx(
         token_accuracy(t["pred"], t["gold"]))
     nli = {"gold": list(RNG.integers(0, 3, 50)), "pred": list(RNG.integers(0, 3, 50))}
-    assert stats.ratio(*stats.example_scores("sequence", "accuracy", nli)) == pytest.approx(
+    assert stats.ratio(*TASKS["xnli"].scorer("accuracy").examples(nli)) == pytest.approx(
         accuracy(nli["pred"], nli["gold"]))
     qa = {"pred": ["the Broncos", "1920s", "x"], "gold": [["Denver Broncos"], ["late 1920s", "1920s"], ["y"]]}
     want = qa_scores(qa["pred"], qa["gold"])
     for m in ("f1", "em"):
-        assert stats.ratio(*stats.example_scores("span", m, qa)) == pytest.approx(want[m])
+        assert stats.ratio(*TASKS["qa"].scorer(m).examples(qa)) == pytest.approx(want[m])
     hits = {"hit_src_to_tgt": [True, False, True, True], "hit_tgt_to_src": [False, False, True, True]}
-    assert stats.ratio(*stats.example_scores("retrieval", "accuracy", hits)) == pytest.approx((0.75 + 0.5) / 2)
-    assert stats.ratio(*stats.example_scores("retrieval", "accuracy_tgt_to_src", hits)) == pytest.approx(0.5)
+    assert stats.ratio(*TASKS["retrieval"].scorer("accuracy").examples(hits)) == pytest.approx((0.75 + 0.5) / 2)
+    assert stats.ratio(*TASKS["retrieval"].scorer("accuracy_tgt_to_src").examples(hits)) == pytest.approx(0.5)
 
 
-def test_score_predictions_matches_the_task_metric():
+def test_a_task_scores_a_table_with_its_metrics():
     t = _tag_table()
-    assert score_predictions(TASKS["ner"], t) == {"f1": pytest.approx(entity_f1(t["pred"], t["gold"]))}
+    assert TASKS["ner"].score(t) == {"f1": pytest.approx(entity_f1(t["pred"], t["gold"]))}
+    hits = {"hit_src_to_tgt": [True, False, True, True], "hit_tgt_to_src": [False, False, True, True]}
+    assert TASKS["retrieval"].score(hits) == {"accuracy": 0.625, "accuracy_src_to_tgt": 0.75,
+                                              "accuracy_tgt_to_src": 0.5}
+    with pytest.raises(ValueError, match="no metric 'em'"):
+        TASKS["pos"].scorer("em")
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ have two spellings across train and test.
 Label sets and what the data really contains (checked on every registered file):
 
 * XNLI: only ``entailment|neutral|contradiction`` (balanced, 1670/830 per class).
-* NER: only the 7 IOB2 tags of ``NER_TAGS``.
+* NER: only the 7 IOB2 tags of ``tasks.NER_TAGS``.
 * POS: only the 17 UD v2 UPOS tags, including ``X`` (frequent in Arabic PADT: 13,718 of 191,869
   training tokens, where PADT tags many foreign names X, while the PUD half of the Arabic test set
   uses PROPN) and ``SYM``.  ``_`` never occurs on a word line of the registered files (it only
@@ -44,36 +44,15 @@ import yaml
 
 from .config import data_dir
 from .errors import DataFormatError
-
-NLI_LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")
-UPOS_TAGS: tuple[str, ...] = (
-    "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",
-    "PART", "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X",
-)
-NER_TAGS: tuple[str, ...] = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
-NO_LABELS: tuple[str, ...] = ()  # span extraction (qa) and retrieval have no label inventory
+from .tasks import NLI_LABELS, TASKS, UPOS_TAGS
 
 #: Unicode normal form applied to all returned text (None: leave the bytes as they are).
 TEXT_NORMALIZATION: str | None = "NFC"
 
 REGISTRY_PATH = Path(__file__).resolve().parent / "languages.yaml"
 
-SPLITS: tuple[str, ...] = ("train", "dev", "test")
-
-# task -> (label set, formats that can serve it, default field names for the hub path)
-_TASKS: dict[str, dict[str, Any]] = {
-    "xnli": {"labels": NLI_LABELS, "formats": ("xnli_tsv",),
-             "hub_fields": {"premise": "premise", "hypothesis": "hypothesis", "label": "label"}},
-    "ner": {"labels": NER_TAGS, "formats": ("wikiann_iob", "token_tsv"),
-            "hub_fields": {"words": "tokens", "tags": "ner_tags"}},
-    "pos": {"labels": UPOS_TAGS, "formats": ("token_tsv", "conllu"),
-            "hub_fields": {"words": "tokens", "tags": "upos"}},
-    "qa": {"labels": NO_LABELS, "formats": ("squad_json",),
-           "hub_fields": {"id": "id", "question": "question", "context": "context", "answers": "answers"}},
-    "retrieval": {"labels": NO_LABELS, "formats": ("sentence_per_line",), "hub_fields": {}},
-}
 _PRETRAIN_FORMATS = ("sentence_per_line",)
-SPLITS = ("train", "dev", "test")  # the split names a task entry of languages.yaml may use
+SPLITS: tuple[str, ...] = ("train", "dev", "test")  # the split names a task entry of languages.yaml may use
 
 
 @dataclass(frozen=True)
@@ -443,15 +422,15 @@ def _validate_registry(reg: Path, raw: Any) -> dict[str, Any]:
             raise DataFormatError(reg, None, f"{lang}.tasks: a mapping task -> splits", repr(tasks))
         checked: dict[str, Any] = {}
         for task, splits in tasks.items():
-            if task not in _TASKS:
-                raise DataFormatError(reg, None, f"{lang}.tasks: task names among {', '.join(_TASKS)}", task)
+            if task not in TASKS:
+                raise DataFormatError(reg, None, f"{lang}.tasks: task names among {', '.join(TASKS)}", task)
             if not isinstance(splits, dict) or not splits:
                 raise DataFormatError(reg, None, f"{lang}.tasks.{task}: a mapping split -> file entry", repr(splits))
             for split in splits:  # a typo such as `trian` would silently skip the task's cells
                 if split not in SPLITS:
                     raise DataFormatError(reg, None, f"{lang}.tasks.{task}: splits among {', '.join(SPLITS)}",
                                           str(split))
-            checked[task] = {split: _file_entry(reg, f"{lang}.tasks.{task}.{split}", e, _TASKS[task]["formats"])
+            checked[task] = {split: _file_entry(reg, f"{lang}.tasks.{task}.{split}", e, TASKS[task].formats)
                              for split, e in splits.items()}
         spec["tasks"] = checked
         out[str(lang)] = spec
@@ -489,10 +468,10 @@ def language_spec(language: str) -> dict:
 
 
 def label_names(task: str) -> tuple[str, ...]:
-    """The label inventory of ``task``: NLI_LABELS, NER_TAGS or UPOS_TAGS."""
-    if task not in _TASKS:
-        raise ValueError(f"unknown task {task!r}: valid tasks are {', '.join(_TASKS)}")
-    return _TASKS[task]["labels"]
+    """The label inventory of ``task`` (``tasks.TASKS``): NLI_LABELS, NER_TAGS or UPOS_TAGS."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}: valid tasks are {', '.join(TASKS)}")
+    return TASKS[task].labels
 
 
 # ------------------------------------------------------------------------------------ public API
@@ -652,7 +631,7 @@ def _load_hub(task: str, language: str, split: str, max_examples: int | None) ->
             raise RuntimeError(f"could not load {name} offline ({exc}); set XLT_ONLINE=1 before starting "
                                "Python to allow the download") from exc
         raise
-    fields = {**_TASKS[task]["hub_fields"], **(hub.get("fields") or {})}
+    fields = {**TASKS[task].hub_fields, **(hub.get("fields") or {})}
     labels = label_names(task)
 
     def names_of(column: str) -> Callable[[int], str] | None:

@@ -17,7 +17,6 @@ language, both retrieving translations between the two languages; Delta_Sup is n
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -27,19 +26,19 @@ from .alignment import alignment_report, embedding_drift
 from .data import has_task, load_task, parallel_sentences
 from .finetune import evaluate_predictions, finetune, load_finetuned
 from .fingerprint import code_fingerprint
-from .labels import MONO, PAIR, pair_name
+from .labels import MONO, PAIR, PREDICTIONS, pair_name
 from .metrics import delta_mono, delta_sup
 from .objectives.dictionary import FILE as DICTIONARY_FILE
 from .objectives.dictionary import Dictionary
 from .pretrain import pretrain
 from .run_config import RunConfig
 from .storage import atomic_write_json, read_json
-from .tasks import get_task, load_encoded
+from .encoding import load_encoded
+from .tasks import get_task
 from .transformations import N_SPECIAL, DerivedLanguage
 from .trees import task_trees, tree_parser
 
 ROW_COLUMNS = ("language", "transformation", "task", "setting", "metric", "value", "seed", "scale", "finetune_seed")
-PREDICTIONS = "predictions.json.gz"  # per-example gold and predictions of a step, beside its results.json
 
 
 def row(language: str, transformation: str, task: str, setting: str, metric: str, value: float, seed: int,
@@ -289,8 +288,3 @@ def save_results(result: dict, out_dir: str | Path, cfg: RunConfig, params: dict
     atomic_write_json({"params": params or {}, "config": cfg.to_dict(),
                        "code_fingerprint": code_fingerprint(result["kind"]), **result}, path)
     return path
-
-
-def load_rows(results_path: str | Path) -> list[dict]:
-    with open(results_path) as f:
-        return json.load(f)["rows"]

@@ -13,9 +13,10 @@ from transformers import (RobertaForQuestionAnswering, RobertaForSequenceClassif
 from transformers.utils import logging as hf_logging
 
 from . import progress as live
-from .model import autocast, pick_device, set_threads
+from .model import autocast, lr_at, pick_device, set_threads
 from .run_config import FinetuneConfig
-from .tasks import IGNORE, Encoded, TaskSpec, predictions_table, score_predictions
+from .encoding import IGNORE, Encoded, predictions_table
+from .tasks import TaskSpec
 from .transformations import PAD
 
 hf_logging.set_verbosity_error()  # the 'newly initialized head' report is expected on every fine-tune
@@ -116,8 +117,7 @@ def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], c
     warmup = max(1, int(cfg.warmup_ratio * total))
     opt = torch.optim.AdamW(parameter_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             fused=device.type in ("cuda", "cpu"))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, 1.0, warmup, total))
     lengths = [len(e.input_ids) for e in train]
     model.train()
     step = 0
@@ -179,7 +179,7 @@ def evaluate_predictions(model, task: TaskSpec, data: Sequence[Encoded], batch_s
     """Every metric of the task (QA: f1 and em) of ``model`` on ``data``, and the per-example
     ``predictions_table`` they are computed from."""
     table = predictions_table(task, predict(model, task, data, batch_size, precision), data)
-    return score_predictions(task, table), table
+    return task.score(table), table
 
 
 def evaluate_all(model, task: TaskSpec, data: Sequence[Encoded], batch_size: int = 128,

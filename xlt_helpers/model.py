@@ -1,4 +1,5 @@
-"""The RoBERTa encoder (from ``transformers``), its masked-LM objective and device helpers."""
+"""The RoBERTa encoder (from ``transformers``), its masked-LM objective, the learning-rate schedule and
+device helpers (what pretraining and fine-tuning share)."""
 from __future__ import annotations
 
 import contextlib
@@ -231,6 +232,14 @@ def _encoder_layer(layer, h: torch.Tensor, cfg, training: bool, query_cols: torc
     out = layer.output
     f = dropout(F.linear(f, out.dense.weight, out.dense.bias), p_hidden)
     return F.layer_norm(f + h, (D,), out.LayerNorm.weight, out.LayerNorm.bias, out.LayerNorm.eps)
+
+
+def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
+    """Linear warm-up to ``peak``, then linear decay to zero (as in RoBERTa): pretraining sets it each step,
+    fine-tuning takes it as its scheduler's factor (``peak`` 1)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * max(0.0, (total - step) / max(1, total - warmup))
 
 
 def pick_device(device: str = "auto") -> torch.device:

@@ -19,20 +19,14 @@ from tqdm.auto import tqdm
 from . import progress as live
 from .corpus import build_pretraining_data
 from .fingerprint import code_fingerprint
-from .model import autocast, build_mlm, compile_layers, mask_tokens, masked_logits, mlm_loss, pick_device, set_threads
+from .model import (autocast, build_mlm, compile_layers, lr_at, mask_tokens, masked_logits, mlm_loss, pick_device,
+                    set_threads)
 from .objectives import align, batch_kinds, dict_mlm, mlm, needs_dictionary, weights
 from .objectives.dictionary import FILE as DICTIONARY_FILE
 from .objectives.dictionary import for_model as model_dictionary
 from .run_config import PretrainConfig, RunConfig, step_key
 from .storage import atomic_write_json, atomic_torch_save
 from .transformations import N_SPECIAL
-
-
-def lr_at(step: int, peak: float, warmup: int, total: int) -> float:
-    """Linear warm-up to ``peak``, then linear decay to zero (as in RoBERTa)."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return peak * max(0.0, (total - step) / max(1, total - warmup))
 
 
 def batch_indices(step: int, batch_size: int, n_blocks: int, seed: int) -> np.ndarray:

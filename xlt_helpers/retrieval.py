@@ -18,7 +18,8 @@ from tokenizers import Tokenizer
 from .alignment import nearest_neighbours
 from .finetune import length_batches
 from .model import autocast, pick_device
-from .tasks import transform_texts
+from .encoding import transform_texts
+from .tasks import TASKS
 from .transformations import PAD, DerivedLanguage
 from .trees import TreeFn
 
@@ -83,20 +84,13 @@ def accuracy_at_1(source: torch.Tensor, target: torch.Tensor) -> float:
 
 def retrieval_scores(source: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     """Accuracy@1 source -> target, target -> source, and their mean (``accuracy``)."""
-    return scores_from_hits(retrieval_predictions(source, target))
+    return TASKS["retrieval"].score(retrieval_predictions(source, target))
 
 
 def retrieval_predictions(source: torch.Tensor, target: torch.Tensor) -> dict[str, list]:
     """Per-sentence hits in both directions, with each sentence's position (``id``)."""
     fwd, bwd = retrieval_hits(source, target), retrieval_hits(target, source)
     return {"id": list(range(len(fwd))), "hit_src_to_tgt": fwd.tolist(), "hit_tgt_to_src": bwd.tolist()}
-
-
-def scores_from_hits(table: dict[str, list]) -> dict[str, float]:
-    """Accuracy@1 of each direction and their mean, from ``retrieval_predictions``."""
-    mean = lambda x: float(np.mean(x)) if len(x) else float("nan")  # noqa: E731
-    fwd, bwd = mean(table["hit_src_to_tgt"]), mean(table["hit_tgt_to_src"])
-    return {"accuracy": (fwd + bwd) / 2, "accuracy_src_to_tgt": fwd, "accuracy_tgt_to_src": bwd}
 
 
 def evaluate_retrieval(model, tok: Tokenizer, source_lang: DerivedLanguage, source: Sequence[str],
@@ -111,4 +105,4 @@ def evaluate_retrieval(model, tok: Tokenizer, source_lang: DerivedLanguage, sour
     tgt = sentence_embeddings(model, encode_for_retrieval(tok, target_lang, target, max_len, trees), layer,
                               precision=precision)
     table = retrieval_predictions(src, tgt)
-    return scores_from_hits(table), table
+    return TASKS["retrieval"].score(table), table

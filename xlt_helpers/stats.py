@@ -1,11 +1,9 @@
 """Intervals from saved per-example predictions: each score is a ratio of per-example sums, resampled
 over test examples (whole sentences for tagging, whole questions for QA) with ``scipy.stats.bootstrap``.
 
-Every metric of the study is ``sum(num) / sum(den)`` over examples:
-accuracy (XNLI): correct / 1; token accuracy (POS): correct tags / tags of the sentence; entity F1
-(NER, micro, as seqeval): 2 x true positives / (predicted + gold entities); SQuAD F1 / EM: the
-question's score / 1; retrieval accuracy@1: mean of both directions' hits / 1. Resampling examples and
-recomputing the ratio is the paired bootstrap of the paper's metric, not of a per-example average.
+Every metric of the study is ``sum(num) / sum(den)`` over examples (``metrics``, where each metric says
+what its numerator and denominator are). Resampling examples and recomputing the ratio is the paired
+bootstrap of the paper's metric, not of a per-example average.
 """
 from __future__ import annotations
 
@@ -17,44 +15,11 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.stats import bootstrap, spearmanr
 from scipy.stats import t as student_t
-from seqeval.metrics.sequence_labeling import get_entities
 
-from .metrics import exact_match, squad_f1
+from .metrics import ratio
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
-
-
-def example_scores(task_kind: str, metric: str, table: dict[str, list]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-example numerators and denominators of ``metric`` from a predictions table
-    (``tasks.predictions_table`` or ``retrieval.retrieval_predictions``)."""
-    if task_kind == "retrieval":
-        hits = {k: np.asarray(table[f"hit_{k}"], dtype=float) for k in ("src_to_tgt", "tgt_to_src")}
-        num = (hits["src_to_tgt"] + hits["tgt_to_src"]) / 2 if metric == "accuracy" else hits[metric[len("accuracy_"):]]
-        return num, np.ones_like(num)
-    gold, pred = table["gold"], table["pred"]
-    if task_kind == "sequence":
-        num = np.asarray([float(p == g) for p, g in zip(pred, gold, strict=True)])
-        return num, np.ones_like(num)
-    if task_kind == "span":
-        fn = {"f1": squad_f1, "em": exact_match}[metric]
-        num = np.asarray([max(fn(p, g) for g in gs) for p, gs in zip(pred, gold, strict=True)])
-        return num, np.ones_like(num)
-    if metric == "f1":  # entity-level: 2 TP / (|pred| + |gold|) summed over sentences is seqeval's micro F1
-        num, den = [], []
-        for p, g in zip(pred, gold, strict=True):
-            pe, ge = set(get_entities(list(p))), set(get_entities(list(g)))
-            num.append(2 * len(pe & ge))
-            den.append(len(pe) + len(ge))
-        return np.asarray(num, float), np.asarray(den, float)
-    num = np.asarray([sum(a == b for a, b in zip(p, g, strict=True)) for p, g in zip(pred, gold, strict=True)], float)
-    return num, np.asarray([len(g) for g in gold], float)
-
-
-def ratio(num: np.ndarray, den: np.ndarray, axis: int = -1) -> np.ndarray:
-    """sum(num) / sum(den) along ``axis`` (0/0: NaN, as an F1 with no entity anywhere)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sum(num, axis=axis) / np.sum(den, axis=axis)
 
 
 @dataclass(frozen=True)

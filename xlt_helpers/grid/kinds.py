@@ -30,14 +30,15 @@ KINDS: dict[str, StepKind] = {k.name: k for k in (
     StepKind("pretrain", "01_pretrain.ipynb", "pretrain", (), False, "pretrain", 1.0, ("pretrain",), (),
              torchrun=True, progress_parameter=True),
     StepKind("finetune_mono", "02_finetune_evaluate.ipynb", "finetune_", ("finetune",), True, "finetune", 0.25,
-             ("finetune", "tasks", "metrics", "trees"), ("pretrain",), task_parameter=True),
+             ("finetune", "encoding", "tasks", "metrics", "trees"), ("pretrain",), task_parameter=True),
     StepKind("transfer", "02_finetune_evaluate.ipynb", "transfer_", ("finetune",), True, "finetune", 0.25,
-             ("finetune", "tasks", "metrics", "trees"), ("pretrain", "finetune_mono"), task_parameter=True),
+             ("finetune", "encoding", "tasks", "metrics", "trees"), ("pretrain", "finetune_mono"),
+             task_parameter=True),
     # alignment reads the saved embeddings on the CPU: no GPU
     StepKind("alignment", "03_alignment.ipynb", "alignment_", ("evaluate",), False, "finetune", 0.0,
              ("alignment",), ("pretrain",)),
     StepKind("retrieval", "05_retrieval.ipynb", "", ("finetune", "evaluate"), True, "finetune", 0.25,
-             ("retrieval", "trees", "metrics"), ("pretrain",)),
+             ("retrieval", "encoding", "tasks", "metrics", "trees"), ("pretrain",)),
 )}
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 from .. import stats
 from ..stats import format_interval
 from ..storage import read_json
+from ..tasks import TASKS
 from .intervals import ALIGNMENT_N, stored_interval
 from .targets import CPU_TARGETS
 from .verdicts import verdict_above
@@ -90,8 +91,6 @@ def variant_contrasts(cells: pd.DataFrame, baseline: str = "mlm") -> pd.DataFram
 def calibration_points(cells: pd.DataFrame, compute: pd.DataFrame) -> pd.DataFrame:
     """The compute figure's points: per variant and quantity (BS, BZ, MZ of each task's primary metric;
     alignment P@1), the cell's value and 95% interval beside the variant's pretraining FLOPs."""
-    from ..tasks import TASKS
-
     if cells.empty or compute.empty:
         return pd.DataFrame()
     primary = cells.task.map(lambda t: TASKS[t].metric if t in TASKS else None)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from .. import stats
-from ..labels import DEFAULT_VARIANT
+from ..labels import DEFAULT_VARIANT, PREDICTIONS
 from ..storage import read_json
+from ..tasks import TASKS
 
 
 CELL = ["language", "transformation", "corpus_setting", "variant", "task", "setting", "metric"]
@@ -23,9 +24,6 @@ def run_samples(step_dir: str | Path, variant: str = DEFAULT_VARIANT) -> list[di
     ``statistic``), or, for alignment, a proportion over ``n`` token pairs. Rows without a test-set
     estimate (pretraining loss and overlap, chance levels) are left out. ``variant``: the grid variant
     the step's rows are counted in (the runner's ``Step.variants``)."""
-    from ..experiment import PREDICTIONS
-    from ..tasks import TASKS
-
     step_dir = Path(step_dir)
     if not (step_dir / "results.json").exists():
         return []
@@ -34,9 +32,9 @@ def run_samples(step_dir: str | Path, variant: str = DEFAULT_VARIANT) -> list[di
     tables = read_json(step_dir / PREDICTIONS)["settings"] if (step_dir / PREDICTIONS).exists() else None
     sums: dict[tuple[str, str], tuple] = {}  # (setting, metric) -> per-example sums, computed once
 
-    def example_scores(kind: str, metric: str, setting: str) -> tuple:
+    def example_scores(spec, metric: str, setting: str) -> tuple:
         if (setting, metric) not in sums:
-            sums[setting, metric] = stats.example_scores(kind, metric, tables[setting])
+            sums[setting, metric] = spec.scorer(metric).examples(tables[setting])
         return sums[setting, metric]
 
     out = []
@@ -51,10 +49,10 @@ def run_samples(step_dir: str | Path, variant: str = DEFAULT_VARIANT) -> list[di
             if r["setting"] == "delta":
                 a, b = DELTA_SIDES[r["metric"]]
                 if a in tables and b in tables:
-                    out.append({**base, "arrays": example_scores(spec.kind, spec.metric, a)
-                                + example_scores(spec.kind, spec.metric, b), "statistic": stats.difference})
+                    out.append({**base, "arrays": example_scores(spec, spec.metric, a)
+                                + example_scores(spec, spec.metric, b), "statistic": stats.difference})
             elif r["setting"] in tables:
-                out.append({**base, "arrays": example_scores(spec.kind, r["metric"], r["setting"]),
+                out.append({**base, "arrays": example_scores(spec, r["metric"], r["setting"]),
                             "statistic": stats.ratio})
     return out
 

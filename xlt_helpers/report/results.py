@@ -7,6 +7,7 @@ from typing import Iterable
 import pandas as pd
 
 from ..storage import read_json
+from ..tasks import TASKS
 
 
 SETTINGS = ("BS", "BZ", "MZ", "orig")
@@ -33,8 +34,6 @@ def collect(step_dirs: Iterable[Path]) -> tuple[list[dict], list[dict]]:
 def task_metrics(df: pd.DataFrame) -> pd.Series:
     """True for rows whose metric is one the task reports in the score tables (QA: f1 and em;
     retrieval: the mean of both directions; unknown tasks: every metric)."""
-    from ..tasks import TASKS
-
     return df.apply(lambda r: r.task not in TASKS or r.metric in TASKS[r.task].metrics, axis=1)
 
 
