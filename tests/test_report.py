@@ -1,5 +1,5 @@
-"""The rendered report of the `test` grid: every score has an interval and an n, the scorecard and the
-regression sections render, results.csv has the documented columns and no timings."""
+"""The rendered report of the `test` grid: every score has an interval and an n, every delta, scorecard test
+and alignment P@1 is shown with its interval, results.csv has the documented columns and no timings."""
 import json
 
 import pandas as pd
@@ -7,8 +7,11 @@ import pytest
 
 from xlt_helpers.config import REPO_ROOT
 from xlt_helpers.grid.run import run_grid
-from xlt_helpers.report.intervals import ALIGNMENT_N, CELL
+from xlt_helpers.report.build import build
+from xlt_helpers.report.intervals import ALIGNMENT_N, CELL, average_languages
 from xlt_helpers.report.results import RESULT_COLUMNS, TIMING_METRICS
+from xlt_helpers.report.scorecard import scorecard
+from xlt_helpers.stats import format_interval
 
 TEST_GRID = REPO_ROOT / "papermill_runs" / "grids" / "test.yaml"
 
@@ -39,11 +42,30 @@ def test_every_score_of_the_grid_has_an_interval_in_the_summary(report):
     assert (finite.value <= finite.ci_high + 1e-12).all()
 
 
-def test_the_report_shows_the_scorecard_and_the_regression_sections(report):
+def test_the_report_shows_every_delta_and_every_scorecard_test_with_its_interval(report):
     html = (report / "report.html").read_text()
-    for heading in ("Findings scorecard", "Main table: Delta_Sup and Delta_Mono with 95% intervals",
-                    "Compositions beside their parts", "Alignment against transfer: regression", "Corpus setting"):
-        assert heading in html, heading
-    assert "Traceback" not in html  # a cell that raised would also have failed render_report
+    summary = pd.read_csv(report / "summary.csv")
+    deltas = summary[summary.setting == "delta"]
+    assert len(deltas) == 2 * 3 * 2  # translit and inv x 3 tasks x (Delta_Sup, Delta_Mono)
+    for r in deltas.itertuples():  # the main table and the per-language breakdown
+        assert format_interval(r.value, r.ci_low, r.ci_high, signed=True) in html, r
+    tests = scorecard(average_languages(summary))
+    assert {1, 2} <= set(tests.finding)  # Transliteration (finding 1) and Inversion (finding 2) are in the grid
+    for t in tests.itertuples():
+        assert format_interval(t.estimate, t.ci_low, t.ci_high, signed=True) in html, t
+    alignment = summary[summary.metric == "alignment_at_1"].iloc[0]
+    assert format_interval(alignment.value, alignment.ci_low, alignment.ci_high) in html
     assert "1 pretraining seed(s) x 1 fine-tuning seed(s)" in html
     assert json.loads((report / "failures.json").read_text()) == []
+
+
+def test_a_report_folder_without_results_says_so_in_each_section(tmp_path):
+    report = build(tmp_path, "empty")
+    assert report.items("overview")[0] == "grid empty: 0 result rows, 0 failed steps, 0 skipped cells"
+    assert report.items("main_table") == ["no transfer results yet"]
+    assert report.items("variants") == ["one variant in this grid"]
+    assert report.items("retrieval") == ["no retrieval in this grid"]
+    [figure] = report.items("corpus")
+    assert figure.draw() is None and figure.otherwise.startswith("one corpus setting")
+    with pytest.raises(ValueError, match="unknown report section 'tables'"):
+        report.items("tables")

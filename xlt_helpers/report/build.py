@@ -1,0 +1,259 @@
+"""The report of one grid: a report folder's files in, each section's tables, lines and figures out.
+
+``build(report_dir)`` reads the folder once (results.csv, summary.csv, intervals.csv, configs.csv,
+failures.json, skipped.json); the aggregate notebook then shows one section per cell
+(``report.show("scorecard")``), under the section's heading and explanation. A section is computed when it
+is shown, so that each figure appears under its own heading.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from ..labels import PAIR
+from ..stats import format_interval
+from . import calibration, intervals, plots, regressions, results, scorecard, tables, targets
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A section's figure, drawn when the section is shown; ``otherwise``: the line shown when there is
+    nothing to draw (``draw`` returned None)."""
+
+    draw: Callable[[], Any]
+    otherwise: str = ""
+
+
+def _json(path: Path) -> list:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _csv(path: Path) -> pd.DataFrame:
+    """A table of the folder; an absent or empty file (an empty table written as one newline) is empty."""
+    return pd.read_csv(path) if path.exists() and path.stat().st_size > 1 else pd.DataFrame()
+
+
+def _shown(df: pd.DataFrame, estimate: str, low: str, high: str, column: str = "95% interval") -> pd.DataFrame:
+    """``df`` with ``column``: each row's ``estimate [low, high]``, signed (differences and deltas)."""
+    return df.assign(**{column: [format_interval(v, lo, hi, signed=True)
+                                 for v, lo, hi in zip(df[estimate], df[low], df[high])]})
+
+
+class Report:
+    """The sections of one report folder (``SECTIONS``); ``show`` displays one in a notebook."""
+
+    def __init__(self, report_dir: str | Path, title: str = ""):
+        self.dir = Path(report_dir)
+        self.title = title or self.dir.name
+        self.df = results.load_results(self.dir)
+        self.summary = _csv(self.dir / "summary.csv")
+        self.configs = _csv(self.dir / "configs.csv")
+        self.runs = _csv(self.dir / "intervals.csv")
+        self.failures, self.skipped = _json(self.dir / "failures.json"), _json(self.dir / "skipped.json")
+
+    # ---------------------------------------------------------------------------- what the sections share
+    @cached_property
+    def cells(self) -> pd.DataFrame:
+        """Cells averaged over languages (the main table's numbers)."""
+        return intervals.average_languages(self.summary) if len(self.summary) else self.summary
+
+    @cached_property
+    def axes(self) -> list[str]:
+        """Corpus setting and variant, where the grid varies them."""
+        return tables.model_axes(self.summary)
+
+    @cached_property
+    def base(self) -> pd.DataFrame:
+        """The cells of the first variant: the figures' and the scorecard's findings 1-4 (one per variant)."""
+        return tables.first_variant(self.cells)
+
+    @cached_property
+    def models(self) -> pd.DataFrame:
+        return regressions.alignment_vs_transfer(self.df)
+
+    @cached_property
+    def correlations(self) -> pd.DataFrame:
+        if not len(self.models):
+            return pd.DataFrame()
+        return pd.concat([regressions.spearman_by_task(self.models, p) for p in regressions.predictors(self.models)],
+                         ignore_index=True)
+
+    # ---------------------------------------------------------------------------- the sections, in order
+    def overview(self) -> list:
+        out: list[Any] = [f"grid {self.title}: {len(self.df)} result rows, {len(self.failures)} failed steps, "
+                          f"{len(self.skipped)} skipped cells", tables.seeds_line(self.summary),
+                          targets.scale_note(self.df.scale) if len(self.df) else ""]
+        return out + ([pd.DataFrame(self.failures)] if self.failures else [])
+
+    def scorecard(self) -> list:
+        corr = self.correlations
+        tests = scorecard.scorecard(self.cells, corr[corr.predictor == "alignment_at_1"] if len(corr) else None)
+        summary = scorecard.scorecard_summary(tests)
+        if "variant" in summary:  # one row per variant, one column per finding: the verdicts side by side
+            out: list[Any] = [summary.pivot_table(index="variant", columns="finding", values="verdict",
+                                                  aggfunc="first", sort=False).fillna("")]
+        else:
+            out = [summary.set_index("finding")]
+        if len(tests):
+            shown = _shown(tests, "estimate", "ci_low", "ci_high")
+            out.append(shown[[k for k in ("variant", "finding") if k in shown]
+                             + ["test", "task", "95% interval", "criterion", "verdict"]])
+        return out
+
+    def skipped_cells(self) -> list:
+        return [pd.DataFrame(self.skipped)] if self.skipped else ["none"]
+
+    def configurations(self) -> list:
+        if not len(self.configs):
+            return ["no configs.csv (aggregated before the run configuration)"]
+        return [f"steps by state: {self.configs.state.value_counts().to_dict()}", results.varying_config(self.configs)]
+
+    def main_table(self) -> list:
+        deltas = tables.delta_cells(self.cells) if len(self.cells) else self.cells
+        if not len(deltas):
+            return ["no transfer results yet"]
+        axes = self.axes
+        n = deltas.drop_duplicates([*axes, "transformation", "task"]).assign(
+            n=lambda d: [f"{lang} lang. x {r} runs x {e} ex." for lang, r, e in zip(d.n_languages, d.n_runs, d.n_examples)])
+        drawn = tables.first_variant(deltas)
+        out: list[Any] = [tables.interval_table(deltas, [*axes, "transformation"], ["metric", "task"], signed=True),
+                          n.pivot_table(index=[*axes, "transformation"], columns="task", values="n", aggfunc="first",
+                                        sort=False)]
+        if "variant" in axes:  # the table lists every variant; the figure one (the variants section compares them)
+            out.append(f"figure: variant {drawn.variant.iloc[0]!r} only")
+        return out + [Figure(lambda: plots.delta_figure(drawn))]
+
+    def compositions(self) -> list:
+        return [Figure(lambda: plots.composition_figure(self.base) if len(self.cells) else None,
+                       "no composition of Transliteration with a word-order change in this grid")]
+
+    def variants(self) -> list:
+        cells = self.cells
+        if not (len(cells) and cells.variant.nunique() > 1):
+            return ["one variant in this grid"]
+        compute = calibration.variant_compute(self.df, self.configs, self.dir.parent.parent)
+        points = calibration.calibration_points(cells, compute)
+        out: list[Any] = [calibration.variant_table(points)]
+        if any("=" in str(v) for v in points.variant):
+            ahead = calibration.extrapolations(points)  # where POS BZ would reach 0.85 x BS on each lever's trend
+            if len(ahead):
+                out += ["extrapolated, not measured: a line in log10(FLOPs) through the base and the lever's runs",
+                        ahead.round(3)]
+            return out + [Figure(lambda: plots.compute_figure(points, ahead))]
+        # variants that change what is learned, not how much (objectives): Delta_Sup and alignment side by side
+        moved = calibration.variant_contrasts(cells)  # each objective against plain mlm: did Delta_Sup follow?
+        if len(moved):
+            out.append(_shown(moved, "difference", "ci_low", "ci_high", "difference").pivot_table(
+                index=["variant", "transformation"], columns="quantity", values=["difference", "moved"],
+                aggfunc="first", sort=False))
+        return out + [Figure(lambda: plots.variants_figure(points))]
+
+    def cpu_targets(self) -> list:
+        tg = targets.targets(self.cells) if len(self.cells) else pd.DataFrame()
+        if not len(tg):
+            return ["no Transliteration cells for the targets in this grid"]
+        return [_shown(tg, "estimate", "ci_low", "ci_high").drop(columns=["estimate", "ci_low", "ci_high"])]
+
+    def per_language(self) -> list:
+        if not len(self.summary):
+            return []
+        return [tables.interval_table(tables.delta_cells(self.summary), ["language", *self.axes, "transformation"],
+                                      ["metric", "task"], signed=True)]
+
+    def scores(self) -> list:
+        scores = tables.score_cells(self.summary) if len(self.summary) else self.summary
+        if not len(scores):
+            return ["no transfer results yet"]
+        index = ["language", *self.axes, "transformation", "task", "metric"]
+        n = scores.pivot_table(index=index, values=["n_runs", "n_examples"], aggfunc="max", sort=False)
+        return [tables.interval_table(scores, index, ["setting"]).join(n)]
+
+    def per_run(self) -> list:
+        iv = self.runs
+        if not len(iv):
+            return ["no per-example predictions (steps computed before they were saved)"]
+        iv = _shown(iv[iv.setting == "delta"].astype({"seed": "Int64", "finetune_seed": "Int64"}), "value", "ci_low",
+                    "ci_high")
+        return [iv.pivot_table(index=["language", *self.axes, "transformation", "task", "seed", "finetune_seed"],
+                               columns="metric", values="95% interval", aggfunc="first", sort=False)]
+
+    def pairs(self) -> list:
+        pair = self.summary[self.summary.transformation == PAIR] if len(self.summary) else self.summary
+        if not len(pair):
+            return ["no natural language pairs in this grid"]
+        return [tables.interval_table(tables.score_cells(pair), ["language", "task", "metric"], ["setting"]),
+                tables.interval_table(tables.delta_cells(pair), ["language", "task"], ["metric"], signed=True)]
+
+    def retrieval(self) -> list:
+        s = self.summary
+        ret = s[(s.task == "retrieval") & s.setting.isin(results.SETTINGS)] if len(s) else s
+        if not len(ret):
+            return ["no retrieval in this grid"]
+        return [tables.interval_table(ret, ["language", "transformation"], ["setting", "metric"])]
+
+    def alignment(self) -> list:
+        s, models = self.summary, self.models
+        align = s[s.metric.isin(list(intervals.ALIGNMENT_N))] if len(s) else s
+        out: list[Any] = []
+        if len(align):
+            index = ["language", *self.axes, "transformation"]
+            out.append(tables.interval_table(align, index, ["metric"]).join(
+                align.pivot_table(index=index, columns="metric", values="n_examples", aggfunc="first",
+                                  sort=False).add_prefix("n_pairs: ")))
+        if not len(models):
+            return out + ["no model with Transliteration and alignment in this grid"]
+        predictors = regressions.predictors(models)
+        fits = pd.concat([regressions.regression_by_task(models, p) for p in predictors]
+                         + [regressions.pooled_regression(models, p) for p in predictors], ignore_index=True)
+        out += [fits.round(3) if len(fits) else "too few models for a regression (3 per task needed)",
+                self.correlations.round(3)]
+        return out + [Figure(lambda p=p: plots.alignment_figure(models, p)) for p in predictors]
+
+    def corpus(self) -> list:
+        return [Figure(lambda: plots.corpus_figure(self.base) if len(self.cells) else None,
+                       "one corpus setting in this grid (papermill_runs/grids/corpus.yaml has all three)")]
+
+    def pretraining(self) -> list:
+        pre = self.df[self.df.task == "pretrain"]
+        if not len(pre):
+            return []
+        return [tables.seed_table(pre, ["language", *tables.model_axes(self.df), "transformation", "metric"])]
+
+    SECTIONS = ("overview", "scorecard", "skipped_cells", "configurations", "main_table", "compositions", "variants",
+                "cpu_targets", "per_language", "scores", "per_run", "pairs", "retrieval", "alignment", "corpus",
+                "pretraining")
+
+    def items(self, section: str) -> list:
+        """What ``section`` shows: tables, lines of text and ``Figure``s (drawn when shown)."""
+        if section not in self.SECTIONS:
+            raise ValueError(f"unknown report section {section!r}; known: {', '.join(self.SECTIONS)}")
+        return getattr(self, section)()
+
+    def show(self, section: str) -> None:
+        """Display ``section`` in a notebook: tables with ``display``, lines with ``print``, figures inline."""
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        for item in self.items(section):
+            if isinstance(item, Figure):
+                fig = item.draw()
+                if fig is not None:
+                    display(fig)
+                    plt.close(fig)
+                elif item.otherwise:
+                    print(item.otherwise)
+            elif isinstance(item, str):
+                print(item)
+            else:
+                display(item)
+
+
+def build(report_dir: str | Path, title: str = "") -> Report:
+    """The report of the grid aggregated into ``report_dir`` (``grid.aggregate``)."""
+    return Report(report_dir, title)
+
