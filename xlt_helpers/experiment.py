@@ -275,7 +275,7 @@ def run_alignment(cfg: RunConfig, bilingual_dir: str | Path) -> dict:
 def save_results(result: dict, out_dir: str | Path, cfg: RunConfig, params: dict | None = None) -> Path:
     """Write ``results.json`` (atomically) beside the executed notebook: the step is done once it exists.
 
-    It carries the resolved config and the fingerprint of the code that computed it (``runner.status``
+    It carries the resolved config and the fingerprint of the code that computed it (``grid.run.status``
     compares it with today's code to call a step stale). A result's per-example ``predictions`` (one
     table per setting) go first to ``predictions.json.gz`` beside it.
     """

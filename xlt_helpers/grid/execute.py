@@ -72,7 +72,7 @@ def run_one(step: Step, log=print, launch=None) -> bool:
     True when it ends done. A dependency another runner is running is waited for; one that is not done
     then makes the step fail with "dependency failed", without running it. ``launch(step, log)``, when
     given, runs first under the lock (the Ray executor's torchrun phase of a multi-process pretraining,
-    ``executors.torchrun_pretrain``); the problem it returns, if any, fails the step before its notebook."""
+    ``ray_executor.torchrun_pretrain``); the problem it returns, if any, fails the step before its notebook."""
     for dep in step.deps:
         if not dep.done:
             with step_lock(dep, log):

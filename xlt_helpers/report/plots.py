@@ -1,4 +1,4 @@
-"""The report's figures, every value with its 95% interval as an error bar: cells in (``analysis``
+"""The report's figures, every value with its 95% interval as an error bar: cells in (``intervals``
 tables), a matplotlib figure out."""
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def alignment_figure(models: pd.DataFrame, predictor: str = "alignment_at_1"):
 
 
 def compute_figure(points: pd.DataFrame, extrapolations: pd.DataFrame | None = None):
-    """Transfer against pretraining compute (``analysis.calibration_points``): one panel per task (BZ
+    """Transfer against pretraining compute (``calibration.calibration_points``): one panel per task (BZ
     solid, BS dashed, MZ dotted) and one for alignment (P@1 solid, after Procrustes dashed), x = estimated
     pretraining FLOPs (log), one colour per lever, each line starting at the base variant (black).
     Levers that leave pretraining as it is (the fine-tuning protocol) sit at the base's FLOPs, spread
@@ -156,7 +156,7 @@ def compute_figure(points: pd.DataFrame, extrapolations: pd.DataFrame | None = N
 
 def variants_figure(points: pd.DataFrame):
     """Variants that are not a lever on compute (pretraining objectives, say) side by side
-    (``analysis.calibration_points``): one panel per task's Delta_Sup and one per alignment P@1 measured
+    (``calibration.calibration_points``): one panel per task's Delta_Sup and one per alignment P@1 measured
     (all pairs; dictionary and held-out pairs where a dictionary was trained on), bars per variant,
     grouped by transformation."""
     if points.empty:
