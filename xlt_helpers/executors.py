@@ -29,7 +29,7 @@ from .progress import ENV as PROGRESS_ENV
 from .progress import clock, describe, read
 from .runner import Step, record_error, run_one, step_lock
 
-# The resource table (README, "Grids on a cluster (Ray)"): GPUs a step asks for when the device its config
+# The resource table (docs/running.md, "On a Ray cluster"): GPUs a step asks for when the device its config
 # resolved to is cuda (pretraining: pretrain.device, one GPU a torchrun process; the others:
 # finetune.device); every step also asks for ``cpus_per_step`` CPUs, and its kernel gets as many threads.
 GPUS = {"pretrain": 1.0, "finetune_mono": 0.25, "transfer": 0.25, "retrieval": 0.25,

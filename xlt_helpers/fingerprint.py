@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parent
 
 # Modules that cannot change a result: where files live, how they are written, how steps are run and shown.
 NEUTRAL = frozenset({"__init__", "__main__", "config", "storage", "errors", "runner", "analysis", "run_config",
-                     "fingerprint", "stats", "progress", "plots", "executors", "compute", "syntax.__init__", "syntax.__main__", "syntax.stats"})
+                     "fingerprint", "stats", "progress", "plots", "executors", "compute", "docgen", "syntax.__init__", "syntax.__main__", "syntax.stats"})
 # What each step kind computes with (besides ``experiment``, the step functions, which every kind runs).
 ROOTS: dict[str, tuple[str, ...]] = {
     "pretrain": ("pretrain",),
