@@ -30,7 +30,7 @@ from xlt_helpers.pretrain import MaskedLMLoss, make_optimizer, train_step  # noq
 from xlt_helpers.run_config import RunConfig, resolve  # noqa: E402
 from xlt_helpers.transformations import BOS, N_SPECIAL, DerivedLanguage  # noqa: E402
 
-GPU_SCALES = ("gpu_small", "paper")   # run_config.PRESETS named for one GPU (see README, Scales)
+GPU_SCALES = ("gpu_small", "paper")   # run_config.PRESETS named for one GPU (see docs/scales.md)
 TINY = {"model.layers": 1, "model.hidden": 32, "model.heads": 2, "model.ffn": 64, "model.vocab_size": 320,
         "pretrain.batch_size": 4, "pretrain.seq_len": 32}
 

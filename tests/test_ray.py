@@ -38,7 +38,7 @@ def cluster():
 def runs(shared_runs, cluster, tmp_path_factory):
     """The test grid under each executor: locally in the session's runs folder (the run that test_report and
     test_runner share), on Ray into a folder of its own (the session's cache). The Ray steps get the local
-    kernels' thread count, so the numbers can be compared to the last digit (README, determinism)."""
+    kernels' thread count, so the numbers can be compared to the last digit (docs/outputs.md, folder keys)."""
     mp = pytest.MonkeyPatch()
     mp.setattr("xlt_helpers.grid.aggregate.render_report", lambda *a, **k: None)  # the report is the local path's, tested there
     folders, logs = {}, {}

@@ -250,11 +250,3 @@ def _grid(tmp_path, text):
     path = tmp_path / f"g{abs(hash(text))}.yaml"
     path.write_text(text)
     return path
-
-
-def test_the_readme_table_is_the_code_table():
-    from xlt_helpers.run_config import config_table
-
-    readme = (REPO_ROOT / "README.md").read_text()
-    missing = [line for line in config_table().splitlines()[2:] if line not in readme]
-    assert missing == [], "README's configuration table is out of date: python -m xlt_helpers config --table"

@@ -30,7 +30,7 @@ def data_dir() -> Path:
     if not path.is_dir():
         raise FileNotFoundError(
             f"data directory {path} does not exist: set XLT_DATA_DIR to the folder holding "
-            "pretrain/, nli/, ner/, pos_xtreme/, ud/ (see README, 'Data')"
+            "pretrain/, nli/, ner/, pos_xtreme/, ud/ (see docs/data.md)"
         )
     return path
 

@@ -201,7 +201,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "finetune": dict(train_examples=48, test_examples=32, epochs=1.0, batch_size=16, lr=1e-3, max_len=48),
     },
     # a few CPU minutes per model. Transfer through Transliteration emerges only after many passes over a
-    # small corpus with a small model (Dufter & Schuetze 2020; README, Scales, gives the calibration):
+    # small corpus with a small model (Dufter & Schuetze 2020; docs/scales.md gives the calibration):
     # 1 layer, 2,000 sentences seen ~150 times, a larger initialisation and learning rate. Until 2026-12-03
     # it had 5,000 sentences; the calibration grid (dev split) found 2,000 the strongest lever at equal cost
     "demo": {
@@ -211,8 +211,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "finetune": dict(train_examples=3000, test_examples=1000, epochs=3.0, batch_size=32, lr=2e-3, max_len=128),
     },
     # the study on a CPU (issue 14): `demo` with a 2,000-sentence corpus seen ~300 times (twice the steps),
-    # the levers of papermill_runs/grids/calibration.yaml that raised transfer on the dev split (README,
-    # Scales: "Calibration"); ~9 min a model on one core of these machines, under 30 on two
+    # the levers of papermill_runs/grids/calibration.yaml that raised transfer on the dev split
+    # (docs/results/2026-12-03-calibration.md); ~9 min a model on one core of these machines, under 30 on two
     "cpu": {
         "model": dict(vocab_size=2000, layers=1, hidden=64, heads=4, ffn=256, dropout=0.0, init_range=0.06),
         "data": dict(pretrain_sentences=2000),
@@ -561,7 +561,7 @@ def step_key(cfg: RunConfig, groups: tuple[str, ...], *extra: Any) -> str:
 
 
 def config_table() -> str:
-    """The README's table: group, field, default per preset, what it changes (markdown)."""
+    """The configuration table of docs/configuration.md: field, default per preset, what it changes (markdown)."""
     names = list(PRESETS)
     rows = ["| field | " + " | ".join(names) + " | what it changes |", "|---" * (len(names) + 2) + "|"]
     for g, cls in GROUPS.items():

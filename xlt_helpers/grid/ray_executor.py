@@ -32,7 +32,7 @@ from .kinds import KINDS
 from .step import Step
 
 def step_resources(step: Step, cpus_per_step: int = 1, pretrain_procs: int = 1) -> dict[str, float]:
-    """What one step asks Ray for (README, "Grids on a cluster (Ray)"): ``num_cpus`` (``cpus_per_step``, at
+    """What one step asks Ray for (docs/running.md, "On a Ray cluster"): ``num_cpus`` (``cpus_per_step``, at
     least one a torchrun process; its kernel gets as many threads) and ``num_gpus`` (``gpus`` of its kind in
     ``kinds.KINDS``, times the torchrun processes of a pretraining, when the device of its kind's config
     group resolved to cuda; else none)."""
