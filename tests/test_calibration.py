@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from xlt_helpers import compute, experiment
+from xlt_helpers.encoding import Encoded
 from xlt_helpers.finetune import finetune
 from xlt_helpers.model import build_mlm
-from xlt_helpers.run_config import ConfigError, ModelConfig, resolve, step_key
-from xlt_helpers.encoding import Encoded
-from xlt_helpers.tasks import get_task
 from xlt_helpers.report.calibration import calibration_points, extrapolate, lever, variant_table
 from xlt_helpers.report.targets import SCALE_NOTES, scale_note, targets
+from xlt_helpers.run_config import ConfigError, ModelConfig, resolve, step_key
+from xlt_helpers.tasks import get_task
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,14 @@ from xlt_helpers import __main__ as cli
 from xlt_helpers.config import data_dir
 from xlt_helpers.data import load_task
 from xlt_helpers.errors import DataFormatError
-from xlt_helpers.pretrain import pretrain
-from xlt_helpers.run_config import resolve
-from xlt_helpers.storage import atomic_write_json
 from xlt_helpers.grid.execute import run_one
 from xlt_helpers.grid.notebooks import KERNEL_ARGS, kernel_manager_class
 from xlt_helpers.grid.plan import expand
 from xlt_helpers.grid.run import to_run
 from xlt_helpers.grid.spec import load_grid
+from xlt_helpers.pretrain import pretrain
+from xlt_helpers.run_config import resolve
+from xlt_helpers.storage import atomic_write_json
 
 GRID = "scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\nalignment: false\n"
 

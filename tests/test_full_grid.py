@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from xlt_helpers.config import REPO_ROOT, runs_dir
-from xlt_helpers.run_config import ConfigError
 from xlt_helpers.grid.aggregate import aggregate
 from xlt_helpers.grid.local_executor import run_steps
 from xlt_helpers.grid.plan import plan, with_dependencies
 from xlt_helpers.grid.spec import load_grid
+from xlt_helpers.run_config import ConfigError
 
 GRIDS = REPO_ROOT / "papermill_runs" / "grids"
 FULL_TEST = GRIDS / "full_test.yaml"

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from xlt_helpers import data as D
+from xlt_helpers.encoding import load_encoded
 from xlt_helpers.errors import DataFormatError
 from xlt_helpers.metrics import exact_match, qa_scores, squad_f1, squad_normalize
 from xlt_helpers.qa import encode_qa, predict_answers, sentence_starts, unsupported_reason, windows, word_spans
-from xlt_helpers.encoding import load_encoded
 from xlt_helpers.tasks import get_task
 from xlt_helpers.tokenizer import split_words, train_tokenizer
 from xlt_helpers.transformations import DerivedLanguage

@@ -13,9 +13,9 @@ import ray
 
 from xlt_helpers import __main__ as cli
 from xlt_helpers.config import REPO_ROOT
-from xlt_helpers.grid.ray_executor import run_steps_ray, step_resources, unplaceable
 from xlt_helpers.config import runs_dir
 from xlt_helpers.grid.plan import expand
+from xlt_helpers.grid.ray_executor import run_steps_ray, step_resources, unplaceable
 from xlt_helpers.grid.run import run_grid, status, to_run
 from xlt_helpers.grid.spec import load_grid
 

@@ -8,11 +8,11 @@ from xlt_helpers.__main__ import main
 from xlt_helpers.config import REPO_ROOT
 from xlt_helpers.run_config import (GROUPS, PRESETS, ConfigError, field_names, from_dict, load, resolve,
                                     step_key)
-from xlt_helpers.storage import atomic_write_json
 from xlt_helpers.grid.keys import model_dir, step_dir
 from xlt_helpers.grid.plan import expand
 from xlt_helpers.grid.run import status, to_run
 from xlt_helpers.grid.spec import load_grid
+from xlt_helpers.storage import atomic_write_json
 
 TEST_GRID = REPO_ROOT / "papermill_runs" / "grids" / "test.yaml"
 

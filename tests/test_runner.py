@@ -8,13 +8,13 @@ import pytest
 
 from xlt_helpers.config import REPO_ROOT
 from xlt_helpers.experiment import ROW_COLUMNS
-from xlt_helpers.run_config import resolve
-from xlt_helpers.storage import atomic_write_json
 from xlt_helpers.grid.execute import execute_step
 from xlt_helpers.grid.plan import expand
 from xlt_helpers.grid.run import run_grid
 from xlt_helpers.grid.spec import load_grid
 from xlt_helpers.grid.step import Step
+from xlt_helpers.run_config import resolve
+from xlt_helpers.storage import atomic_write_json
 
 TEST_GRID = REPO_ROOT / "papermill_runs" / "grids" / "test.yaml"
 

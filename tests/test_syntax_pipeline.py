@@ -2,9 +2,9 @@
 import pandas as pd
 
 from xlt_helpers.config import REPO_ROOT
+from xlt_helpers.grid.run import run_grid
 from xlt_helpers.syntax import Tree
 from xlt_helpers.transformations import DerivedLanguage, Segment, transliteration_table
-from xlt_helpers.grid.run import run_grid
 
 V = 300
 

@@ -5,8 +5,8 @@ import torch
 
 from xlt_helpers.alignment import alignment_at_1, alignment_report, intervene_twins, language_offset, procrustes
 from xlt_helpers.data import NLIPair, TaggedSentence
-from xlt_helpers.metrics import accuracy, delta_mono, delta_sup, entity_f1, token_accuracy
 from xlt_helpers.encoding import IGNORE, decode_gold, encode_nli, encode_tagged
+from xlt_helpers.metrics import accuracy, delta_mono, delta_sup, entity_f1, token_accuracy
 from xlt_helpers.tasks import get_task
 from xlt_helpers.tokenizer import train_tokenizer
 from xlt_helpers.transformations import BOS, EOS, N_SPECIAL, DerivedLanguage

@@ -7,7 +7,6 @@ import types
 import pandas as pd
 import pytest
 
-from xlt_helpers.run_config import _f, key_dict
 from xlt_helpers.config import REPO_ROOT
 from xlt_helpers.grid.plan import expand
 from xlt_helpers.grid.run import run_grid
@@ -15,6 +14,7 @@ from xlt_helpers.grid.spec import load_grid
 from xlt_helpers.report.calibration import variant_contrasts
 from xlt_helpers.report.results import RESULT_COLUMNS
 from xlt_helpers.report.scorecard import scorecard, scorecard_summary
+from xlt_helpers.run_config import _f, key_dict
 
 from test_runner import write_grid  # pytest puts tests/ on sys.path
 

@@ -5,4 +5,3 @@ is one step and its state; ``plan`` expands a grid into steps; ``notebooks`` exe
 ``execute`` runs one step under its lock; ``local_executor`` and ``ray_executor`` run many;
 ``aggregate`` gathers the results into the report folder; ``run`` is what the command line calls.
 """
-

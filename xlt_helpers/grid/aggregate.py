@@ -22,8 +22,8 @@ def config_rows(steps: list[Step]) -> list[dict]:
 def aggregate(grid: Grid, steps: list[Step], log=print, skips: list[Skip] | None = None) -> Path:
     """Gather every step's rows into results.csv (with a ``step`` column that joins configs.csv and the
     step's results.json, and the model's ``corpus_setting``), each run's 95% intervals into
-    intervals.csv (``analysis.run_intervals``) and each cell's, over its seeds, into summary.csv
-    (``analysis.summarize``), then render the aggregate notebook to HTML."""
+    intervals.csv (``report.intervals.run_intervals``) and each cell's, over its seeds, into summary.csv
+    (``report.intervals.summarize``), then render the aggregate notebook to HTML."""
     import pandas as pd
 
     from ..report.intervals import run_intervals, run_samples, summarize

@@ -5,4 +5,3 @@ shapes cells for display; ``regressions`` relates alignment to transfer; ``verdi
 test the paper's findings; ``calibration`` and ``targets`` compare variants and the `cpu` scale's
 targets; ``plots`` draws the figures; ``build`` assembles all of it for the aggregate notebook.
 """
-

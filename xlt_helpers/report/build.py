@@ -256,4 +256,3 @@ class Report:
 def build(report_dir: str | Path, title: str = "") -> Report:
     """The report of the grid aggregated into ``report_dir`` (``grid.aggregate``)."""
     return Report(report_dir, title)
-
