@@ -142,3 +142,29 @@ def extrapolate(points: pd.DataFrame, lever_name: str, quantity: str, target: fl
     return {"lever": lever_name, "quantity": quantity, "target": target, "pretrain_flops": float(flops),
             "value": target, "times_the_largest_run": float(flops / last.pretrain_flops),
             "slope_per_decade": float(fit.slope), "n_points": len(sub)}
+
+
+def drift_points(df: pd.DataFrame, runs_dir: str | Path) -> pd.DataFrame:
+    """The word-embedding drift of fine-tuning (``embedding_drift`` in each transfer step's results.json:
+    the mean cosine of the rows the fine-tuning data uses, before against after; 1: unmoved) per variant,
+    transformation, task and classifier (BZ, BS): the mean over runs with a t interval over them (none for
+    one run) and n (``n_seeds``: runs). Steps computed before drift was recorded are left out."""
+    from ..stats import t_interval
+
+    steps = df[df.setting == "BS"].drop_duplicates(["step", "variant"])
+    rows = []
+    for r in steps.to_dict("records"):
+        path = Path(runs_dir) / r["step"] / "results.json"
+        drift = read_json(path).get("embedding_drift") if path.is_file() else None
+        for setting, value in (drift or {}).items():
+            rows.append({"variant": r["variant"], "transformation": r["transformation"], "task": r["task"],
+                         "quantity": f"{r['task']} {setting} embedding drift (cosine)", "run_value": value})
+    if not rows:
+        return pd.DataFrame(columns=["variant", "transformation", "quantity", "value", "ci_low", "ci_high", "n_seeds"])
+    out = []
+    for (variant, tr, q), g in pd.DataFrame(rows).groupby(["variant", "transformation", "quantity"], sort=False):
+        v = g.run_value.astype(float)
+        low, high = t_interval(v.mean(), v.sem(), len(v) - 1) if len(v) > 1 else (np.nan, np.nan)
+        out.append({"variant": variant, "transformation": tr, "quantity": q, "value": v.mean(), "ci_low": low,
+                    "ci_high": high, "n_seeds": len(v)})
+    return pd.DataFrame(out)
