@@ -72,7 +72,8 @@ def test_finetune_records_the_loss_of_every_step(tmp_path):
 
     from xlt_helpers.finetune import finetune
     from xlt_helpers.model import build_mlm
-    from xlt_helpers.tasks import Encoded, get_task
+    from xlt_helpers.encoding import Encoded
+    from xlt_helpers.tasks import get_task
 
     cfg = resolve("test", {"finetune.seed": 0, "finetune.epochs": 2, "finetune.batch_size": 2})
     build_mlm(cfg.model, 2 * cfg.model.vocab_size, 0).save_pretrained(tmp_path / "model")
@@ -259,6 +260,8 @@ def test_embedding_drift_is_shown_per_variant_with_an_interval_over_runs(tmp_pat
         rows.append(_rows(step, "translit", "pos", "BS", variant))
     drift = calibration.drift_points(pd.DataFrame(rows), tmp_path).set_index(["variant", "quantity"])
     trained = drift.loc[("trained", "pos BZ embedding drift (cosine)")]
-    assert trained.value == pytest.approx(0.85) and trained.n_seeds == 2 and trained.ci_low < 0.85 < trained.ci_high
+    assert trained.value == pytest.approx(0.85) and trained.n_runs == 2 and trained.ci_low < 0.85 < trained.ci_high
     frozen = drift.loc[("frozen", "pos BS embedding drift (cosine)")]
-    assert frozen.value == pytest.approx(0.9) and frozen.n_seeds == 1 and math.isnan(frozen.ci_low)
+    assert frozen.value == pytest.approx(0.9) and frozen.n_runs == 1 and math.isnan(frozen.ci_low)
+    table = calibration.variant_table(drift.reset_index().assign(pretrain_flops=1e13, pretrain_seconds=1.0, n_seeds=1))
+    assert table.loc["trained", "pos BZ embedding drift (cosine)"].endswith(" n=2")

@@ -19,7 +19,6 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..grid.kinds import KINDS
 from ..labels import PAIR
 from ..stats import format_interval
 from . import (calibration, chance, curves, intervals, narrative, plots, provenance, reference, regressions, results,
@@ -147,13 +146,14 @@ class Report:
         return reference.for_scales(reference.load_reference(), self.df.scale if len(self.df) else [])
 
     def notebook_link(self, step: str) -> str:
-        """An HTML link from report.html to the executed notebook of ``step`` (relative), '' if unknown."""
-        kinds = dict(zip(self.configs.step, self.configs.kind)) if len(self.configs) else {}
-        if step not in kinds or kinds[step] not in KINDS:
+        """An HTML link from report.html to the executed notebook in ``step``'s folder (relative), '' if none
+        (a step that failed leaves only ``partial.<notebook>``)."""
+        folder = self.runs_dir / step if step else None
+        found = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("partial.")) if folder else []
+        if not found:
             return ""
-        notebook = KINDS[kinds[step]].notebook
-        rel = os.path.relpath(self.runs_dir / step / notebook, self.dir)
-        return f'<a href="{html.escape(rel)}">{html.escape(notebook)}</a>'
+        rel = os.path.relpath(found[0], self.dir)
+        return f'<a href="{html.escape(rel)}">{html.escape(found[0].name)}</a>'
 
     def _one_step(self, index: list[str]) -> pd.Series:
         """Per key of ``index`` over the score rows, the link to its step's notebook when one step made them."""

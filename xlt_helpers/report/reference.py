@@ -90,7 +90,8 @@ def label(rows: pd.DataFrame) -> list[str]:
 
 def shown(r) -> str:
     """A reference row as the report prints it: ``estimate [low, high] verdict (grid @ commit, date)``."""
-    value = format_interval(r.estimate, r.ci_low, r.ci_high, signed=True) if np.isfinite(r.estimate) else "no interval recorded"
+    signed = str(r.quantity).startswith("Delta")  # differences signed, scores and P@1 not
+    value = format_interval(r.estimate, r.ci_low, r.ci_high, signed) if np.isfinite(r.estimate) else "no interval recorded"
     verdict = f" {r.verdict}" if isinstance(r.verdict, str) and r.verdict else ""
     return f"{value}{verdict} ({r.grid} @ {r.commit}, {r.date})"
 
