@@ -9,7 +9,7 @@ from xlt_helpers.encoding import Encoded
 from xlt_helpers.finetune import finetune
 from xlt_helpers.model import build_mlm
 from xlt_helpers.report.calibration import calibration_points, extrapolate, lever, variant_table
-from xlt_helpers.report.targets import SCALE_NOTES, scale_note, targets
+from xlt_helpers.report.targets import targets
 from xlt_helpers.run_config import ConfigError, ModelConfig, resolve, step_key
 from xlt_helpers.tasks import get_task
 
@@ -139,10 +139,3 @@ def test_targets_on_hand_made_cells():
     assert got["NER: BZ above MZ, intervals apart"] == "unclear"   # [0.10, 0.14] against [0.08, 0.12]
     assert got["XNLI: BS > 0.5"] == "not met"
     assert got["POS: Delta_Sup(translit+inv) below Delta_Sup(translit), intervals apart"] == "met"
-
-
-def test_the_report_states_what_each_scale_is_known_to_show():
-    note = scale_note(pd.Series(["demo", "demo"]))
-    assert "finding 1 is NOT reproduced" in note and note.count("`demo` scale") == 1
-    assert "not calibrated on a CPU" in scale_note(["paper"])
-    assert set(SCALE_NOTES) >= {"test", "demo", "cpu"}

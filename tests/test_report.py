@@ -69,3 +69,27 @@ def test_a_report_folder_without_results_says_so_in_each_section(tmp_path):
     assert figure.draw() is None and figure.otherwise.startswith("one corpus setting")
     with pytest.raises(ValueError, match="unknown report section 'tables'"):
         report.items("tables")
+
+
+def test_the_report_has_contents_provenance_figure_files_curves_and_step_links(report):
+    import re
+    import subprocess
+
+    html = (report / "report.html").read_text()
+    targets = set(re.findall(r'href="#([\w-]+)"', html))
+    assert {"provenance", "overview", "scorecard", "classifiers", "references", "pretraining", "finetuning"} <= targets
+    assert all(f'id="{t}"' in html for t in targets)  # every entry of the contents leads somewhere
+    try:
+        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        assert head in html
+    except (OSError, subprocess.CalledProcessError):
+        assert "not a git checkout" in html
+    for field in ("torch", "transformers", "tokenizers", "grid_sha256", "cpu", "threads"):
+        assert f"<th>{field}</th>" in html, field
+    figures = {p.name for p in (report / "figures").iterdir()}
+    for name in ("deltas", "pretraining_loss", "finetune_loss"):
+        assert {f"{name}.png", f"{name}.svg"} <= figures, name
+    links = set(re.findall(r'href="(\.\./[^"]+\.ipynb)"', html))
+    assert links and all((report / link).resolve().is_file() for link in links)
+    assert "not above chance" in html  # at `test` scale every classifier is at chance: the gate says so

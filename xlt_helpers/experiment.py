@@ -26,13 +26,13 @@ from .alignment import alignment_report, embedding_drift
 from .data import has_task, load_task, parallel_sentences
 from .finetune import evaluate_predictions, finetune, load_finetuned
 from .fingerprint import code_fingerprint
-from .labels import MONO, PAIR, PREDICTIONS, pair_name
+from .labels import FINETUNE_LOSS, MONO, PAIR, PREDICTIONS, pair_name
 from .metrics import delta_mono, delta_sup
 from .objectives.dictionary import FILE as DICTIONARY_FILE
 from .objectives.dictionary import Dictionary
 from .pretrain import pretrain
 from .run_config import RunConfig
-from .storage import atomic_write_json, read_json
+from .storage import atomic_write_json, atomic_write_text, read_json
 from .encoding import load_encoded
 from .tasks import get_task
 from .transformations import N_SPECIAL, DerivedLanguage
@@ -117,14 +117,15 @@ def run_finetune_mono(cfg: RunConfig, task: str, mono_dir: str | Path, out_dir: 
     tok, orig, _ = _languages(mono_dir, None)
     enc = _encoder(cfg, task, tok)
     train, test = enc("train", lang, orig, ft.train_examples), enc(ft.eval_split, lang, orig, ft.test_examples)
-    model = finetune(mono_dir, spec, train, ft)
+    curves: dict[str, list[float]] = {"MZ": []}
+    model = finetune(mono_dir, spec, train, ft, losses=curves["MZ"])
     out = Path(out_dir) / "model"
     model.save_pretrained(out)
     (out / "tokenizer.json").write_text((Path(mono_dir) / "tokenizer.json").read_text())
     atomic_write_json(model_meta(mono_dir), out / "xlt_meta.json")
     predictions: dict = {}
     scores = _evaluate(model, spec, test, cfg, predictions, "orig")
-    return {"kind": "finetune_mono", "model_dir": str(out), "predictions": predictions,
+    return {"kind": "finetune_mono", "model_dir": str(out), "predictions": predictions, "finetune_loss": curves,
             "rows": [row(lang, MONO, task, "orig", m, v, cfg.pretrain.seed, cfg.preset, ft.seed)
                      for m, v in scores.items()]}
 
@@ -145,18 +146,19 @@ def run_transfer(cfg: RunConfig, task: str, bilingual_dir: str | Path, mono_task
     test_d = enc(ft.eval_split, lang, derived, ft.test_examples)
 
     predictions: dict = {}
+    curves: dict[str, list[float]] = {"BZ": [], "BS": []}
     before = _input_embeddings(bilingual_dir)
-    model = finetune(bilingual_dir, spec, train_o, ft)
+    model = finetune(bilingual_dir, spec, train_o, ft, losses=curves["BZ"])
     drift = {"BZ": _drift(before, model, train_o)}
     scores = {"BZ": _evaluate(model, spec, test_d, cfg, predictions, "BZ"),
               "orig": _evaluate(model, spec, test_o, cfg, predictions, "orig")}
-    model = finetune(bilingual_dir, spec, train_d, ft)
+    model = finetune(bilingual_dir, spec, train_d, ft, losses=curves["BS"])
     drift["BS"] = _drift(before, model, train_d)
     scores["BS"] = _evaluate(model, spec, test_d, cfg, predictions, "BS")
     mono = load_finetuned(Path(mono_task_dir) / "model", spec)
     scores["MZ"] = _evaluate(mono, spec, test_d, cfg, predictions, "MZ")
     return {"kind": "transfer", "rows": _transfer_rows(cfg, spec, scores), "predictions": predictions,
-            "embedding_drift": drift}
+            "embedding_drift": drift, "finetune_loss": curves}
 
 
 def _input_embeddings(model_dir: str | Path):
@@ -196,18 +198,21 @@ def run_pair_transfer(cfg: RunConfig, task: str, pair_dir: str | Path, mono_task
     enc = _encoder(cfg, task, tok)
 
     predictions: dict = {}
+    curves: dict[str, list[float]] = {"BZ": []}
     test_b = enc(ft.eval_split, second, orig, ft.test_examples)
-    model = finetune(pair_dir, spec, enc("train", first, orig, ft.train_examples), ft)
+    model = finetune(pair_dir, spec, enc("train", first, orig, ft.train_examples), ft, losses=curves["BZ"])
     scores = {"BZ": _evaluate(model, spec, test_b, cfg, predictions, "BZ"),
               "orig": _evaluate(model, spec, enc(ft.eval_split, first, orig, ft.test_examples), cfg, predictions, "orig")}
     if has_task(task, second, ("train",)):
-        model = finetune(pair_dir, spec, enc("train", second, orig, ft.train_examples), ft)
+        model = finetune(pair_dir, spec, enc("train", second, orig, ft.train_examples), ft,
+                         losses=curves.setdefault("BS", []))
         scores["BS"] = _evaluate(model, spec, test_b, cfg, predictions, "BS")
     mono_model = Path(mono_task_dir) / "model"
     mono_tok, mono_orig, _ = _languages(mono_model, None)
     mono_test = _encoder(cfg, task, mono_tok)(ft.eval_split, second, mono_orig, ft.test_examples)
     scores["MZ"] = _evaluate(load_finetuned(mono_model, spec), spec, mono_test, cfg, predictions, "MZ")
-    return {"kind": "transfer", "rows": _transfer_rows(cfg, spec, scores), "predictions": predictions}
+    return {"kind": "transfer", "rows": _transfer_rows(cfg, spec, scores), "predictions": predictions,
+            "finetune_loss": curves}
 
 
 def retrieval_sentences(language: str, target_language: str | None, max_sentences: int | None
@@ -277,9 +282,14 @@ def save_results(result: dict, out_dir: str | Path, cfg: RunConfig, params: dict
 
     It carries the resolved config and the fingerprint of the code that computed it (``grid.run.status``
     compares it with today's code to call a step stale). A result's per-example ``predictions`` (one
-    table per setting) go first to ``predictions.json.gz`` beside it.
+    table per setting) go first to ``predictions.json.gz`` beside it, and its fine-tuning losses
+    (``finetune_loss``: one list per fine-tuned setting) to ``finetune_loss.csv``.
     """
     result = dict(result)
+    curves = result.pop("finetune_loss", None)
+    if curves is not None:
+        rows = [f"{setting},{k},{v:.5f}\n" for setting, losses in curves.items() for k, v in enumerate(losses, 1)]
+        atomic_write_text("setting,step,loss\n" + "".join(rows), Path(out_dir) / FINETUNE_LOSS)
     predictions = result.pop("predictions", None)
     if predictions is not None:
         atomic_write_json({"kind": result["kind"], "task": result["rows"][0]["task"] if result["rows"] else None,

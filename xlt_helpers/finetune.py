@@ -100,9 +100,10 @@ def load_finetuned(path: str | Path, task: TaskSpec):
 
 
 def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], cfg: FinetuneConfig,
-             progress: bool = True):
+             progress: bool = True, losses: list[float] | None = None):
     """Fine-tune a copy of the pretrained model on ``train`` (a resolved ``finetune`` group: its seed is
-    set); returns the model (in eval mode)."""
+    set); returns the model (in eval mode). ``losses``, when given, receives the training loss of every
+    step (the step's ``finetune_loss.csv``: a collapsing classifier shows in it)."""
     if cfg.seed is None:
         raise ValueError("finetune.seed is unresolved: build the config with run_config.resolve")
     if not train:  # no batch would ever come: the loop below would not end
@@ -135,11 +136,14 @@ def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], c
             sched.step()
             opt.zero_grad(set_to_none=True)
             step += 1
+            value = loss.item()
+            if losses is not None:
+                losses.append(value)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{value:.3f}")
             epoch, batch_no = divmod(step - 1, n_batches)
             live.report(f"fine-tune {task.name}", step, total, step == total, epoch=epoch + 1,
-                        batch=f"{batch_no + 1}/{n_batches}", loss=loss.item())
+                        batch=f"{batch_no + 1}/{n_batches}", loss=value)
     bar.close()
     return model.eval()
 

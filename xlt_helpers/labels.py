@@ -8,6 +8,7 @@ MONO = "mono"   # the transformation column of a monolingual model
 PAIR = "pair"   # the transformation column of a natural language pair
 DEFAULT_VARIANT = "default"  # the variant column of a grid without `variants`
 PREDICTIONS = "predictions.json.gz"  # per-example gold and predictions of a step, beside its results.json
+FINETUNE_LOSS = "finetune_loss.csv"  # the training loss of every fine-tuning step: setting, step, loss
 
 
 def pair_name(language: str, target_language: str) -> str:

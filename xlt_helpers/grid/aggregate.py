@@ -51,16 +51,18 @@ def aggregate(grid: Grid, steps: list[Step], log=print, skips: list[Skip] | None
     skips = plan(grid)[1] if skips is None else skips
     atomic_write_json([{"cell": sk.cell, "reason": sk.reason} for sk in skips], report_dir / "skipped.json")
     log(f"aggregate: {len(df)} result rows, {len(failures)} failed steps -> {report_dir / 'results.csv'}")
-    render_report(report_dir, grid.name, log)
+    render_report(report_dir, grid.name, log, grid.path)
     return report_dir
 
 
-def render_report(report_dir: Path, title: str, log=print) -> Path:
-    """Execute the aggregate notebook on ``report_dir`` and export it to ``report.html``."""
+def render_report(report_dir: Path, title: str, log=print, grid_file: str | None = None) -> Path:
+    """Execute the aggregate notebook on ``report_dir`` and export it to ``report.html`` (``grid_file``:
+    the grid it ran, named with its hash in the report's header)."""
     from nbconvert import HTMLExporter
 
     executed = report_dir / "04_aggregate.ipynb"
-    execute_notebook("04_aggregate.ipynb", executed, {"report_dir": str(report_dir), "title": title})
+    execute_notebook("04_aggregate.ipynb", executed, {"report_dir": str(report_dir), "title": title,
+                                                      "grid_file": str(Path(grid_file).resolve()) if grid_file else None})
     exporter = HTMLExporter()
     exporter.exclude_input = True
     body, _ = exporter.from_filename(str(executed))

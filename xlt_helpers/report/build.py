@@ -1,13 +1,17 @@
 """The report of one grid: a report folder's files in, each section's tables, lines and figures out.
 
 ``build(report_dir)`` reads the folder once (results.csv, summary.csv, intervals.csv, configs.csv,
-failures.json, skipped.json); the aggregate notebook then shows one section per cell
-(``report.show("scorecard")``), under the section's heading and explanation. A section is computed when it
-is shown, so that each figure appears under its own heading.
+failures.json, skipped.json, and the step folders beside it for predictions, losses and drift); the
+aggregate notebook then shows one section per cell (``report.show("scorecard")``), under the section's
+heading and explanation. A section is computed when it is shown, so that each figure appears under its own
+heading. Every figure is also written to ``figures/<name>.png`` and ``.svg`` beside report.html; a table
+row that comes from one step links that step's executed notebook (relative links).
 """
 from __future__ import annotations
 
+import html
 import json
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,16 +21,43 @@ import pandas as pd
 
 from ..labels import PAIR
 from ..stats import format_interval
-from . import calibration, intervals, plots, regressions, results, scorecard, tables, targets
+from . import (calibration, chance, curves, intervals, narrative, plots, provenance, reference, regressions, results,
+               scorecard, tables, targets)
+
+FIGURES = "figures"  # the folder beside report.html that holds every figure as PNG and SVG
 
 
 @dataclass(frozen=True)
 class Figure:
-    """A section's figure, drawn when the section is shown; ``otherwise``: the line shown when there is
-    nothing to draw (``draw`` returned None)."""
+    """A section's figure, drawn when the section is shown and written to ``figures/<name>.png`` and
+    ``.svg``; ``otherwise``: the line shown when there is nothing to draw (``draw`` returned None)."""
 
     draw: Callable[[], Any]
     otherwise: str = ""
+    name: str = "figure"
+
+
+@dataclass(frozen=True)
+class Text:
+    """A paragraph of Markdown (computed from the grid's numbers)."""
+
+    markdown: str
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A table whose ``links`` columns hold HTML links (to step notebooks); every other text is escaped."""
+
+    table: pd.DataFrame
+    links: tuple[str, ...] = ("notebook",)
+
+    def to_html(self) -> str:
+        shown = self.table.copy()
+        for c in shown.columns:
+            if c not in self.links and shown[c].dtype == object:
+                shown[c] = shown[c].map(lambda v: html.escape(v) if isinstance(v, str) else v)
+        plain = isinstance(shown.index, pd.RangeIndex) and shown.index.name is None  # a row number: left out
+        return shown.to_html(escape=False, na_rep="–", index=not plain)
 
 
 def _json(path: Path) -> list:
@@ -45,11 +76,18 @@ def _shown(df: pd.DataFrame, estimate: str, low: str, high: str, column: str = "
 
 
 class Report:
-    """The sections of one report folder (``SECTIONS``); ``show`` displays one in a notebook."""
+    """The sections of one report folder (``SECTIONS``); ``show`` displays one in a notebook.
+    ``grid_file``: the grid it ran (named with its hash in the provenance); ``finetune_cell``: the
+    ``transformation/task`` whose fine-tuning loss is drawn (default: the grid's first); ``runs_dir``: the
+    folder the step names are relative to (default: two levels up, where ``aggregate`` puts reports)."""
 
-    def __init__(self, report_dir: str | Path, title: str = ""):
+    def __init__(self, report_dir: str | Path, title: str = "", grid_file: str | None = None,
+                 finetune_cell: str | None = None, runs_dir: str | Path | None = None):
         self.dir = Path(report_dir)
         self.title = title or self.dir.name
+        self.grid_file, self.finetune_cell = grid_file, finetune_cell
+        self.runs_dir = Path(runs_dir) if runs_dir else self.dir.parent.parent
+        self.figures: list[Path] = []  # the files written by the sections shown so far
         self.df = results.load_results(self.dir)
         self.summary = _csv(self.dir / "summary.csv")
         self.configs = _csv(self.dir / "configs.csv")
@@ -83,27 +121,115 @@ class Report:
         return pd.concat([regressions.spearman_by_task(self.models, p) for p in regressions.predictors(self.models)],
                          ignore_index=True)
 
+    @cached_property
+    def checks(self) -> pd.DataFrame:
+        """Every evaluation of every fine-tuning step: score, chance, collapsed (``chance.classifier_checks``)."""
+        if not len(self.df):
+            return pd.DataFrame(columns=chance.CHECK_COLUMNS)
+        return chance.classifier_checks(self.df, self.runs_dir)
+
+    @cached_property
+    def health(self) -> pd.DataFrame:
+        """Each classifier on its own test set against chance (``chance.classifier_health``)."""
+        return chance.classifier_health(self.cells, self.checks)
+
+    @cached_property
+    def tests(self) -> pd.DataFrame:
+        """The scorecard's tests, those built on a classifier at chance or collapsed made inconclusive."""
+        corr = self.correlations
+        tests = scorecard.scorecard(self.cells, corr[corr.predictor == "alignment_at_1"] if len(corr) else None)
+        return chance.gate(tests, self.health)
+
+    @cached_property
+    def reference(self) -> pd.DataFrame:
+        """The reference measurements at this grid's scale(s) (docs/results/reference.csv)."""
+        return reference.for_scales(reference.load_reference(), self.df.scale if len(self.df) else [])
+
+    def notebook_link(self, step: str) -> str:
+        """An HTML link from report.html to the executed notebook in ``step``'s folder (relative), '' if none
+        (a step that failed leaves only ``partial.<notebook>``)."""
+        folder = self.runs_dir / step if step else None
+        found = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("partial.")) if folder else []
+        if not found:
+            return ""
+        rel = os.path.relpath(found[0], self.dir)
+        return f'<a href="{html.escape(rel)}">{html.escape(found[0].name)}</a>'
+
+    def _one_step(self, index: list[str]) -> pd.Series:
+        """Per key of ``index`` over the score rows, the link to its step's notebook when one step made them."""
+        rows = self.df[self.df.setting.isin(results.SETTINGS)]
+        steps = rows.groupby(index, sort=False).step.agg(lambda s: list(dict.fromkeys(s)))
+        return steps.map(lambda s: self.notebook_link(s[0]) if len(s) == 1 else "")
+
     # ---------------------------------------------------------------------------- the sections, in order
+    def provenance(self) -> list:
+        rec = provenance.provenance(self.grid_file)
+        commit, dirty = rec.pop("commit"), rec.pop("dirty")
+        rec = {"git commit": commit or "not a git checkout",
+               "tree": "n/a" if dirty is None else ("dirty (uncommitted changes)" if dirty else "clean"), **rec}
+        found = set()
+        for step in self.df[self.df.task == "pretrain"].step.unique() if len(self.df) else []:
+            path = self.runs_dir / step / "results.json"
+            threads = (json.loads(path.read_text()).get("meta") or {}).get("threads") if path.is_file() else None
+            found |= {int(threads)} if threads is not None else set()
+        if found:
+            rec["threads recorded by the pretrainings"] = ", ".join(map(str, sorted(found)))
+        return [pd.DataFrame({"": list(rec.values())}, index=list(rec))]
+
     def overview(self) -> list:
         out: list[Any] = [f"grid {self.title}: {len(self.df)} result rows, {len(self.failures)} failed steps, "
-                          f"{len(self.skipped)} skipped cells", tables.seeds_line(self.summary),
-                          targets.scale_note(self.df.scale) if len(self.df) else ""]
+                          f"{len(self.skipped)} skipped cells", tables.seeds_line(self.summary)]
+        if len(self.df):
+            scales = ", ".join(dict.fromkeys(self.df.scale))
+            line = f"Grid **{self.title}** at the {scales} scale, language(s) {', '.join(dict.fromkeys(self.df.language))}."
+            out.append(Text(narrative.findings_text(scorecard.scorecard_summary(self.tests), self.tests, line)))
         return out + ([pd.DataFrame(self.failures)] if self.failures else [])
 
     def scorecard(self) -> list:
-        corr = self.correlations
-        tests = scorecard.scorecard(self.cells, corr[corr.predictor == "alignment_at_1"] if len(corr) else None)
+        tests = self.tests
         summary = scorecard.scorecard_summary(tests)
+        refs = self.reference[self.reference.finding.notna()] if len(self.reference) else self.reference
         if "variant" in summary:  # one row per variant, one column per finding: the verdicts side by side
             out: list[Any] = [summary.pivot_table(index="variant", columns="finding", values="verdict",
                                                   aggfunc="first", sort=False).fillna("")]
         else:
+            if len(refs):  # the reference's verdict per finding, from the tests it recorded
+                theirs = scorecard.scorecard_summary(refs.assign(finding=refs.finding.astype(int)))
+                summary = summary.assign(**{"reference verdict (recorded tests)": [
+                    f"{r.verdict} ({r.tests} test(s))" if r.tests else "" for r in theirs.itertuples()]})
             out = [summary.set_index("finding")]
+        out += reference.label(refs) if len(refs) else []
         if len(tests):
-            shown = _shown(tests, "estimate", "ci_low", "ci_high")
+            shown = _shown(tests, "estimate", "ci_low", "ci_high").assign(
+                reference=reference.beside_tests(tests, self.reference))
             out.append(shown[[k for k in ("variant", "finding") if k in shown]
-                             + ["test", "task", "95% interval", "criterion", "verdict"]])
+                             + ["test", "task", "95% interval", "criterion", "verdict", "why", "reference"]])
         return out
+
+    def classifiers(self) -> list:
+        h = self.health
+        if h.empty:
+            return ["no fine-tuned classifier with saved predictions in this grid"]
+        out: list[Any] = [h.assign(**{"own test set: 95% interval": [format_interval(v, lo, hi) for v, lo, hi in
+                                                                     zip(h.value, h.ci_low, h.ci_high)]},
+                                   chance=h.chance.round(3))
+                          [["transformation", "corpus_setting", "variant", "task", "classifier",
+                            "own test set: 95% interval", "chance", "above_chance", "collapsed_runs", "n_runs", "passes"]]]
+        gone = chance.collapsed_runs(self.checks)
+        out.append(f"collapsed runs: {len(gone)} of {len(self.checks)} evaluations predicted a single class")
+        if len(gone):
+            out.append(Linked(gone.assign(notebook=[self.notebook_link(s) for s in gone.step],
+                                          score=gone.score.round(3), chance=gone.chance.round(3),
+                                          finetune_seed=gone.finetune_seed.astype("Int64"))
+                              [["language", "transformation", "variant", "task", "seed", "finetune_seed", "setting",
+                                "classifier", "supervised", "top_output", "score", "chance", "notebook"]]))
+        return out
+
+    def references(self) -> list:
+        cells = self.reference[self.reference.finding.isna()] if len(self.reference) else self.reference
+        if not len(cells):
+            return ["no reference measurement at this grid's scale (docs/results/reference.csv)"]
+        return [*reference.label(cells), reference.beside_cells(self.cells, self.reference)]
 
     def skipped_cells(self) -> list:
         return [pd.DataFrame(self.skipped)] if self.skipped else ["none"]
@@ -126,11 +252,11 @@ class Report:
                                         sort=False)]
         if "variant" in axes:  # the table lists every variant; the figure one (the variants section compares them)
             out.append(f"figure: variant {drawn.variant.iloc[0]!r} only")
-        return out + [Figure(lambda: plots.delta_figure(drawn))]
+        return out + [Figure(lambda: plots.delta_figure(drawn), name="deltas")]
 
     def compositions(self) -> list:
         return [Figure(lambda: plots.composition_figure(self.base) if len(self.cells) else None,
-                       "no composition of Transliteration with a word-order change in this grid")]
+                       "no composition of Transliteration with a word-order change in this grid", "compositions")]
 
     def variants(self) -> list:
         cells = self.cells
@@ -138,20 +264,21 @@ class Report:
             return ["one variant in this grid"]
         compute = calibration.variant_compute(self.df, self.configs, self.dir.parent.parent)
         points = calibration.calibration_points(cells, compute)
-        out: list[Any] = [calibration.variant_table(points)]
+        drift = calibration.drift_points(self.df, self.runs_dir)  # BZ and BS embedding drift per task
+        out: list[Any] = [calibration.variant_table(pd.concat([points, drift], ignore_index=True) if len(drift) else points)]
         if any("=" in str(v) for v in points.variant):
             ahead = calibration.extrapolations(points)  # where POS BZ would reach 0.85 x BS on each lever's trend
             if len(ahead):
                 out += ["extrapolated, not measured: a line in log10(FLOPs) through the base and the lever's runs",
                         ahead.round(3)]
-            return out + [Figure(lambda: plots.compute_figure(points, ahead))]
+            return out + [Figure(lambda: plots.compute_figure(points, ahead), name="compute")]
         # variants that change what is learned, not how much (objectives): Delta_Sup and alignment side by side
         moved = calibration.variant_contrasts(cells)  # each objective against plain mlm: did Delta_Sup follow?
         if len(moved):
             out.append(_shown(moved, "difference", "ci_low", "ci_high", "difference").pivot_table(
                 index=["variant", "transformation"], columns="quantity", values=["difference", "moved"],
                 aggfunc="first", sort=False))
-        return out + [Figure(lambda: plots.variants_figure(points))]
+        return out + [Figure(lambda: plots.variants_figure(points), name="variants")]
 
     def cpu_targets(self) -> list:
         tg = targets.targets(self.cells) if len(self.cells) else pd.DataFrame()
@@ -171,7 +298,9 @@ class Report:
             return ["no transfer results yet"]
         index = ["language", *self.axes, "transformation", "task", "metric"]
         n = scores.pivot_table(index=index, values=["n_runs", "n_examples"], aggfunc="max", sort=False)
-        return [tables.interval_table(scores, index, ["setting"]).join(n)]
+        table = tables.interval_table(scores, index, ["setting"]).join(n)
+        links = self._one_step(index[:-1])  # the metric (last) is not part of a step's key
+        return [Linked(table.assign(notebook=[links.get(k[:-1], "") for k in table.index]))]
 
     def per_run(self) -> list:
         iv = self.runs
@@ -179,8 +308,12 @@ class Report:
             return ["no per-example predictions (steps computed before they were saved)"]
         iv = _shown(iv[iv.setting == "delta"].astype({"seed": "Int64", "finetune_seed": "Int64"}), "value", "ci_low",
                     "ci_high")
-        return [iv.pivot_table(index=["language", *self.axes, "transformation", "task", "seed", "finetune_seed"],
-                               columns="metric", values="95% interval", aggfunc="first", sort=False)]
+        index = ["language", *self.axes, "transformation", "task", "seed", "finetune_seed"]
+        table = iv.pivot_table(index=index, columns="metric", values="95% interval", aggfunc="first", sort=False)
+        if "step" in iv:
+            steps = iv.groupby(index, sort=False).step.first()
+            table = table.assign(notebook=[self.notebook_link(steps.get(k, "")) for k in table.index])
+        return [Linked(table)]
 
     def pairs(self) -> list:
         pair = self.summary[self.summary.transformation == PAIR] if len(self.summary) else self.summary
@@ -212,21 +345,43 @@ class Report:
                          + [regressions.pooled_regression(models, p) for p in predictors], ignore_index=True)
         out += [fits.round(3) if len(fits) else "too few models for a regression (3 per task needed)",
                 self.correlations.round(3)]
-        return out + [Figure(lambda p=p: plots.alignment_figure(models, p)) for p in predictors]
+        return out + [Figure(lambda p=p: plots.alignment_figure(models, p), name=f"alignment_{p}") for p in predictors]
 
     def corpus(self) -> list:
         return [Figure(lambda: plots.corpus_figure(self.base) if len(self.cells) else None,
-                       "one corpus setting in this grid (papermill_runs/grids/corpus.yaml has all three)")]
+                       "one corpus setting in this grid (papermill_runs/grids/corpus.yaml has all three)", "corpus")]
 
     def pretraining(self) -> list:
         pre = self.df[self.df.task == "pretrain"]
         if not len(pre):
             return []
-        return [tables.seed_table(pre, ["language", *tables.model_axes(self.df), "transformation", "metric"])]
+        logs = curves.pretraining_logs(self.df, self.runs_dir)
+        return [tables.seed_table(pre, ["language", *tables.model_axes(self.df), "transformation", "metric"]),
+                f"loss curves of {logs.step_dir.nunique()} of {pre.step.nunique()} pretrainings (loss_log.csv)",
+                Figure(lambda: plots.pretraining_curves(logs), "no loss_log.csv in these steps", "pretraining_loss")]
 
-    SECTIONS = ("overview", "scorecard", "skipped_cells", "configurations", "main_table", "compositions", "variants",
-                "cpu_targets", "per_language", "scores", "per_run", "pairs", "retrieval", "alignment", "corpus",
-                "pretraining")
+    def finetuning(self) -> list:
+        cells = curves.finetune_cells(self.df) if len(self.df) else []
+        if not cells:
+            return ["no fine-tuning in this grid"]
+        chosen = tuple(self.finetune_cell.split("/", 1)) if self.finetune_cell else cells[0]
+        names = ", ".join("/".join(c) for c in cells)
+        if chosen not in cells:
+            raise ValueError(f"finetune_cell {self.finetune_cell!r}: expected transformation/task among {names}")
+        logs = curves.finetune_logs(self.df, self.runs_dir, *chosen)
+        return [f"cell {'/'.join(chosen)} (the notebook's `finetune_cell` draws another: {names})",
+                Figure(lambda: plots.finetune_curves(logs, "/".join(chosen)),
+                       "no finetune_loss.csv in these steps (computed before fine-tuning saved its loss)", "finetune_loss")]
+
+    def figure_files(self) -> list:
+        """The files of every figure shown so far (show this section last)."""
+        if not self.figures:
+            return ["no figure"]
+        return [Text("\n".join(f"- [{FIGURES}/{p.name}]({FIGURES}/{p.name})" for p in self.figures))]
+
+    SECTIONS = ("provenance", "overview", "scorecard", "classifiers", "references", "skipped_cells", "configurations",
+                "main_table", "compositions", "variants", "cpu_targets", "per_language", "scores", "per_run", "pairs",
+                "retrieval", "alignment", "corpus", "pretraining", "finetuning", "figure_files")
 
     def items(self, section: str) -> list:
         """What ``section`` shows: tables, lines of text and ``Figure``s (drawn when shown)."""
@@ -237,22 +392,30 @@ class Report:
     def show(self, section: str) -> None:
         """Display ``section`` in a notebook: tables with ``display``, lines with ``print``, figures inline."""
         import matplotlib.pyplot as plt
-        from IPython.display import display
+        from IPython.display import HTML, Markdown, display
 
         for item in self.items(section):
             if isinstance(item, Figure):
                 fig = item.draw()
                 if fig is not None:
+                    paths = plots.save_figure(fig, self.dir / FIGURES, item.name)
+                    self.figures += paths
                     display(fig)
                     plt.close(fig)
+                    display(Markdown(" · ".join(f"[{p.name}]({FIGURES}/{p.name})" for p in paths)))
                 elif item.otherwise:
                     print(item.otherwise)
+            elif isinstance(item, Text):
+                display(Markdown(item.markdown))
+            elif isinstance(item, Linked):
+                display(HTML(item.to_html()))
             elif isinstance(item, str):
                 print(item)
             else:
                 display(item)
 
 
-def build(report_dir: str | Path, title: str = "") -> Report:
+def build(report_dir: str | Path, title: str = "", grid_file: str | None = None,
+          finetune_cell: str | None = None) -> Report:
     """The report of the grid aggregated into ``report_dir`` (``grid.aggregate``)."""
-    return Report(report_dir, title)
+    return Report(report_dir, title, grid_file, finetune_cell)

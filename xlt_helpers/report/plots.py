@@ -177,3 +177,73 @@ def variants_figure(points: pd.DataFrame):
     axes[0][-1].legend(title="variant", fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     return fig
+
+
+def _smooth(loss: pd.Series) -> pd.Series:
+    """A centred rolling mean over a twentieth of the steps (at least 1): the trend under per-batch noise."""
+    return loss.rolling(max(1, len(loss) // 20), center=True, min_periods=1).mean()
+
+
+def pretraining_curves(logs: pd.DataFrame):
+    """The pretraining loss of every model (``curves.pretraining_logs``): one panel per transformation
+    (``mono``: the monolingual model), one line per seed (and corpus setting or variant where the grid has
+    several), raw loss faint and its rolling mean solid."""
+    if logs.empty:
+        return None
+    trs = list(dict.fromkeys(logs.transformation))
+    cols = min(len(trs), 4)
+    rows = -(-len(trs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False, sharey=True)
+    extra = [k for k in ("language", "corpus_setting", "variant") if logs[k].nunique() > 1]
+    for ax, tr in zip(axes.flat, trs):
+        for key, g in logs[logs.transformation == tr].groupby(["seed", *extra], sort=False):
+            key = key if isinstance(key, tuple) else (key,)
+            name = ", ".join([f"seed {key[0]}", *map(str, key[1:])])
+            line, = ax.plot(g.step, _smooth(g.loss), lw=1.2, label=name)
+            ax.plot(g.step, g.loss, lw=0.5, alpha=0.25, color=line.get_color())
+        ax.set_title(tr)
+        ax.set_xlabel("pretraining step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in axes.flat[len(trs):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("pretraining loss")
+    fig.tight_layout()
+    return fig
+
+
+def finetune_curves(logs: pd.DataFrame, title: str):
+    """The fine-tuning loss of one cell (``curves.finetune_logs``): one panel per fine-tuned classifier
+    (BZ: on the original language; BS: on the derived one; MZ: the monolingual model), one line per run
+    (pretraining and fine-tuning seed, variant where several), raw faint and its rolling mean solid."""
+    if logs.empty:
+        return None
+    settings = [s for s in ("BZ", "BS", "MZ") if s in set(logs.setting)]
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.2), squeeze=False, sharey=True)
+    extra = ["variant"] if logs.variant.nunique() > 1 else []
+    for ax, setting in zip(axes[0], settings):
+        for key, g in logs[logs.setting == setting].groupby(["seed", "finetune_seed", *extra], sort=False):
+            name = f"seeds {key[0]}/{key[1]}" + (f", {key[2]}" if extra else "")
+            line, = ax.plot(g.step, _smooth(g.loss), lw=1.2, label=name)
+            ax.plot(g.step, g.loss, lw=0.5, alpha=0.25, color=line.get_color())
+        ax.set_title(f"{title}: {setting}")
+        ax.set_xlabel("fine-tuning step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, title="pretrain/fine-tune seed", title_fontsize=7)
+    axes[0][0].set_ylabel("training loss")
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, folder, name: str) -> list:
+    """``fig`` as ``<folder>/<name>.png`` and ``.svg`` (paths returned), for a paper or a slide."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    with plt.rc_context({"svg.hashsalt": name}):  # the same figure gives the same file: no date, fixed ids
+        fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
+    return paths

@@ -1,6 +1,8 @@
 """The findings scorecard: METHOD.md's five findings as tests on the language-averaged cells."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -32,7 +34,16 @@ def _is_word_order(transformation: str) -> bool:
     return len(parts) == 1 and parts[0] in ("inv", "perm", "syntax")
 
 
-SCORECARD_COLUMNS = ["finding", "test", "task", "estimate", "ci_low", "ci_high", "criterion", "verdict"]
+SCORECARD_COLUMNS = ["finding", "test", "task", "estimate", "ci_low", "ci_high", "criterion", "verdict", "uses"]
+# uses: the cells a test is computed from, as (transformation, corpus_setting, task, metric) tuples; the
+# chance gate (``chance.gate``) reads it to find the classifiers behind each test.
+
+
+@dataclass(frozen=True)
+class _Used:
+    """An interval and the cells it was computed from."""
+    iv: "stats.Interval"
+    cells: tuple[tuple[str, str, str, str], ...]
 
 
 def scorecard(cells: pd.DataFrame, correlations: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -52,8 +63,11 @@ def scorecard(cells: pd.DataFrame, correlations: pd.DataFrame | None = None) -> 
     for r in (correlations if correlations is not None else pd.DataFrame()).itertuples():  # finding 5
         if r.n_models >= 4:
             iv = stats.Interval(r.spearman_rho, r.ci_low, r.ci_high, np.nan, np.inf, r.n_models, 1, "bootstrap")
-            rows.append(_test_row(5, f"Spearman rho({r.predictor}, Delta_Sup), {r.n_models} models", r.task, iv,
-                                  f"> {MARGINS['strong_rho']}", verdict_above, MARGINS["strong_rho"]))
+            models = cells[(cells.metric == "delta_sup") & (cells.task == r.task)] if len(cells) else cells
+            uses = tuple(dict.fromkeys((t, c, r.task, "delta_sup") for t, c in zip(models.transformation,
+                                                                                    models.corpus_setting)))
+            rows.append(_test_row(5, f"Spearman rho({r.predictor}, Delta_Sup), {r.n_models} models", r.task,
+                                  _Used(iv, uses), f"> {MARGINS['strong_rho']}", verdict_above, MARGINS["strong_rho"]))
     five = pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
     parts.append(five.assign(variant="all models") if len(variants) > 1 else five)
     tests = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else five
@@ -62,9 +76,11 @@ def scorecard(cells: pd.DataFrame, correlations: pd.DataFrame | None = None) -> 
     return tests
 
 
-def _test_row(finding: int, name: str, task: str, iv, criterion: str, verdict_fn, threshold: float) -> dict:
+def _test_row(finding: int, name: str, task: str, used: _Used, criterion: str, verdict_fn, threshold: float) -> dict:
+    iv = used.iv
     return {"finding": finding, "test": name, "task": task, "estimate": iv.estimate, "ci_low": iv.low,
-            "ci_high": iv.high, "criterion": criterion, "verdict": verdict_fn(iv.low, iv.high, threshold)}
+            "ci_high": iv.high, "criterion": criterion, "verdict": verdict_fn(iv.low, iv.high, threshold),
+            "uses": used.cells}
 
 
 def _findings_1_to_4(cells: pd.DataFrame) -> pd.DataFrame:
@@ -73,16 +89,16 @@ def _findings_1_to_4(cells: pd.DataFrame) -> pd.DataFrame:
     rows: list[dict] = []
     cells = cells if len(cells) else pd.DataFrame(columns=CELL + ["value"])
 
-    def get(transformation: str, task: str, metric: str = "delta_sup", corpus: str = "parallel"):
+    def get(transformation: str, task: str, metric: str = "delta_sup", corpus: str = "parallel") -> _Used | None:
         c = cells[(cells.transformation == transformation) & (cells.task == task) & (cells.metric == metric)
                   & (cells.corpus_setting == corpus)]
-        return stored_interval(next(c.itertuples())) if len(c) else None
+        return _Used(stored_interval(next(c.itertuples())), ((transformation, corpus, task, metric),)) if len(c) else None
 
-    def test(finding: int, name: str, task: str, iv, criterion: str, verdict_fn, threshold: float) -> None:
-        rows.append(_test_row(finding, name, task, iv, criterion, verdict_fn, threshold))
+    def test(finding: int, name: str, task: str, used: _Used, criterion: str, verdict_fn, threshold: float) -> None:
+        rows.append(_test_row(finding, name, task, used, criterion, verdict_fn, threshold))
 
-    def diff(a, b):
-        return stats.combine([a, b], [1, -1])
+    def diff(a: _Used, b: _Used) -> _Used:
+        return _Used(stats.combine([a.iv, b.iv], [1, -1]), a.cells + b.cells)
 
     deltas = cells[cells.metric == "delta_sup"]
     tasks = list(dict.fromkeys(deltas.task))

@@ -1,4 +1,4 @@
-"""The `cpu` scale's targets (issue 14) and what each scale is known to show (the README's measurements)."""
+"""The `cpu` scale's targets (issue 14): what a CPU model must show for the first finding to be visible."""
 from __future__ import annotations
 
 import numpy as np
@@ -61,39 +61,3 @@ def _apart(a, b) -> "stats.Interval":  # noqa: F821
 
     return Interval(a.estimate - b.estimate, a.low - b.high, a.high - b.low, np.nan, np.inf, a.n_examples,
                     min(a.n_seeds, b.n_seeds), "one interval against the other")
-
-
-# What each scale is known to show, from the measurements in the README (shown above the report's tables)
-SCALE_NOTES = {
-    "test": "`test` scale: every code path in seconds; the numbers are noise and show no finding.",
-    "demo": ("`demo` scale (2,000 sentences since 2026-12-03), as measured: finding 1 is NOT reproduced: "
-             "Transliteration transfers only partly on POS (calibration, dev split, one seed: BZ 0.319 "
-             "[0.311, 0.328] against BS 0.734, Delta_Sup -0.415) and not at all on NER (BZ 0.059 below MZ "
-             "0.093), although the embeddings align (P@1 0.76). Finding 2 (word order with a shared "
-             "vocabulary hurts little) was reproduced at the former 5,000-sentence demo (study, 3 x 3 seeds: "
-             "every word-order Delta_Sup within -0.015 and 0), its orderings were inside the noise, and "
-             "finding 3 was inconclusive there. The default grid at 2,000 sentences (1 pretraining x 3 "
-             "fine-tuning seeds): Inversion's Delta_Sup within the margin on all three tasks (POS -0.045 "
-             "[-0.068, -0.022]); the composition below both its parts on POS, intervals apart; findings 2 "
-             "and 3 inconclusive overall. Pretraining objectives that align the embeddings (align, "
-             "dict_mlm) raise Transliteration's POS Delta_Sup by 0.12-0.17 at this scale (README)."),
-    "cpu": ("`cpu` scale (2026-12-03, English, test set, 3 pretraining seeds): finding 1 is closer but NOT "
-            "reproduced: Transliteration's POS BZ is 0.569 [0.522, 0.615] against BS 0.789 (Delta_Sup -0.221 "
-            "[-0.271, -0.171]; the 0.85 x BS target is missed) while Delta_Mono is strongly negative (-0.374 "
-            "[-0.477, -0.270]); NER BZ 0.107 is above MZ 0.047 but the intervals overlap; XNLI stays near "
-            "chance (BS 0.396). Finding 3 is reproduced on POS: Transliteration+Inversion's Delta_Sup -0.529 "
-            "[-0.735, -0.323] is below Transliteration's, intervals apart. Finding 5's Spearman rho is 1.0 on "
-            "POS and XNLI over 6 models that fall into two clusters (Transliteration aligned, P@1 0.9; the "
-            "composition not, 0.01), which says little. Findings 2 and 4 are not measured here. In French, "
-            "Arabic and Hindi (one seed, intervals over test examples only): POS BZ reaches 0.85 x BS in Hindi "
-            "only (BZ 0.637, BS 0.730), not in French (0.539 vs 0.723) or Arabic (0.436 vs 0.762); NER BZ is "
-            "above MZ with intervals apart in French and Hindi, not in Arabic; XNLI BS stays below 0.45; the "
-            "composition is below Transliteration on POS, intervals apart, in every language."),
-}
-
-
-def scale_note(scales) -> str:
-    """The README's verdict on what the grid's scale(s) can show, one paragraph per scale (of the preset
-    as defined: a grid's overrides, listed under Configurations, can change it)."""
-    return "\n".join(SCALE_NOTES.get(s, f"`{s}` scale: not calibrated on a CPU (no finding is known to show "
-                                        "or not)") for s in dict.fromkeys(scales))
