@@ -9,6 +9,7 @@ import pytest
 from xlt_helpers.config import REPO_ROOT
 from xlt_helpers.experiment import ROW_COLUMNS
 from xlt_helpers.grid.execute import execute_step
+from xlt_helpers.grid.kinds import KINDS
 from xlt_helpers.grid.plan import expand
 from xlt_helpers.grid.run import run_grid
 from xlt_helpers.grid.spec import load_grid
@@ -50,7 +51,7 @@ def write_grid(tmp_path: Path, text: str) -> Path:
     ("scale: huge\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\n", "unknown scale 'huge'"),
     ("scale: dmeo\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\n", "did you mean 'demo'"),
     ("languages: [en]\ntransformations: [inv]\ntasks: [pos]\n", "missing grid keys"),
-    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\nseeds: [-1]\n", "non-negative"),
+    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\nseeds: [-1]\n", "seeds: -1: expected whole numbers from 0 to 4294967295"),
     ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\nalignment: maybe\n", "alignment must be a bool"),
     ("scale: test\nlanguages: [en]\ntransformations: [translit0.x]\ntasks: [pos]\n", "bad transliteration"),
     ("scale: test\nlanguages: [en]\ntransformations: [syntax:fr@Q]\ntasks: [pos]\n", "unknown category 'Q'"),
@@ -153,6 +154,9 @@ def test_a_failing_step_is_recorded_and_does_not_stop_the_others(tmp_path, monke
                                      "task": step.params.get("task", "pretrain"), "setting": "BZ",
                                      "metric": "accuracy", "value": 0.5, "seed": 0, "scale": "test"}]},
                           step.results)
+        for name in KINDS[step.kind].outputs:  # the model folder its dependants read: part of being done
+            (step.out_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (step.out_dir / name).write_text("{}")
         return True
 
     monkeypatch.setattr("xlt_helpers.grid.execute.execute_step", fake_execute)
