@@ -963,7 +963,7 @@ def test_concurrent_reports_each_write_a_whole_report(tmp_path, monkeypatch):
         s.out_dir.mkdir(parents=True, exist_ok=True)
         _fake_results(s)
 
-    def fake_render(report_dir, title, log=print):  # the notebook's cost, without a kernel
+    def fake_render(report_dir, title, log=print, grid_file=None):  # the notebook's cost, without a kernel
         time.sleep(0.3)
         from xlt_helpers.storage import atomic_write_text
         atomic_write_text(f"<html>{title}</html>", report_dir / "report.html")
