@@ -67,7 +67,7 @@ def test_transfer_and_the_monolingual_model_score_the_split_the_config_names(mon
         return []
 
     monkeypatch.setattr(experiment, "load_encoded", fake_load)
-    monkeypatch.setattr(experiment, "_languages", lambda *a: (None, None, type("D", (), {"needs_trees": False})()))
+    monkeypatch.setattr(experiment, "model_languages", lambda *a: (None, None, type("D", (), {"needs_trees": False})()))
     cfg = resolve("test", {"data.transformation": "translit", "finetune.eval_split": "dev"})
     with pytest.raises(StopIteration):
         experiment.run_finetune_mono(cfg, "pos", tmp_path, tmp_path)

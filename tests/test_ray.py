@@ -172,8 +172,8 @@ def test_a_pretraining_under_torchrun_through_a_ray_task(shared_runs, cluster, t
 @pytest.mark.parametrize("args, message", [
     (["--executor", "dask"], "unknown executor 'dask'"),
     (["--address", "auto"], "address: only with executor ray"),
-    (["--executor", "ray", "--cpus-per-step", "two"], "--cpus-per-step expects a whole number"),
-    (["--executor"], "--executor needs a value"),
+    (["--executor", "ray", "--cpus-per-step", "two"], "--cpus-per-step: expects a whole number"),
+    (["--executor"], "--executor: expected one argument"),
 ])
 def test_bad_executor_flags_end_in_one_line(args, message, capsys):
     assert cli.main(["run", str(TEST_GRID), *args]) == 2

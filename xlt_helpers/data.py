@@ -581,7 +581,8 @@ def load_task(
 
     ``source="local"`` parses the staged files named in the registry (several files are read in
     order); ``source="hub"`` loads the registry's ``hub`` entry through ``datasets.load_dataset``
-    (needs ``pip install datasets`` and ``XLT_ONLINE=1`` unless the data is already in the HF cache).
+    (needs ``pip install datasets``; in a grid's kernels it is offline unless ``XLT_ONLINE=1``, elsewhere it
+    follows the process's Hugging Face settings).
     Reading stops after ``max_examples`` examples.
     """
     _check_limit("max_examples", max_examples)
@@ -662,7 +663,7 @@ def _load_hub(task: str, language: str, split: str, max_examples: int | None) ->
     except ImportError as exc:
         raise ImportError(
             "source='hub' needs the Hugging Face 'datasets' package, which is not installed: "
-            "run `pip install datasets` and set XLT_ONLINE=1 (before starting Python) to allow downloads; "
+            "run `pip install datasets` (and set XLT_ONLINE=1 for a grid's steps to download); "
             "or use source='local' (the staged files)") from exc
     hub_split = splits[split]
     if max_examples is not None:
@@ -671,9 +672,9 @@ def _load_hub(task: str, language: str, split: str, max_examples: int | None) ->
     try:
         ds = datasets.load_dataset(hub["dataset"], hub.get("config"), split=hub_split, **(hub.get("kwargs") or {}))
     except Exception as exc:
-        if os.environ.get("XLT_ONLINE") != "1":
-            raise RuntimeError(f"could not load {name} offline ({exc}); set XLT_ONLINE=1 before starting "
-                               "Python to allow the download") from exc
+        if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+            raise RuntimeError(f"could not load {name} offline ({exc}); set XLT_ONLINE=1 for a grid's steps, or "
+                               "unset HF_HUB_OFFLINE and HF_DATASETS_OFFLINE, to allow the download") from exc
         raise
     fields = {**TASKS[task].hub_fields, **(hub.get("fields") or {})}
     labels = label_names(task)

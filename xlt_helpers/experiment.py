@@ -31,11 +31,12 @@ from .metrics import delta_mono, delta_sup
 from .objectives.dictionary import FILE as DICTIONARY_FILE
 from .objectives.dictionary import Dictionary
 from .pretrain import pretrain
+from .pretrained import copy_model_files, model_languages, model_meta, save_drop_in, write_card
 from .run_config import RunConfig
 from .storage import atomic_write_json, atomic_write_text, read_json
 from .encoding import load_encoded
 from .tasks import get_task
-from .transformations import N_SPECIAL, DerivedLanguage
+from .transformations import N_SPECIAL
 from .trees import task_trees, tree_parser
 
 ROW_COLUMNS = ("language", "transformation", "task", "setting", "metric", "value", "seed", "scale", "finetune_seed")
@@ -56,15 +57,12 @@ def labels(cfg: RunConfig) -> tuple[str, str]:
     return d.language, d.transformation if d.model_kind == "derived" else MONO
 
 
-def model_meta(model_dir: str | Path) -> dict:
-    return read_json(Path(model_dir) / "xlt_meta.json")
-
-
 def run_pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Pretrain the model of ``cfg``: ``data.language`` + its derived language (or second language, or
     nothing: monolingual)."""
     t0 = time.time()
     meta = pretrain(cfg, out_dir, progress)
+    save_drop_in(Path(out_dir) / "model")  # transformers tokenizers of both languages, the model card
     label, name = labels(cfg)
     # the last value of each objective's term: final_mlm_loss (plain MLM), final_align_loss, ...
     losses = meta.get("final_losses") or {"mlm": meta["final_loss"]}
@@ -76,25 +74,16 @@ def run_pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> 
             "model_dir": str(Path(out_dir) / "model"), "seconds": time.time() - t0, "meta": meta}
 
 
-def _languages(model_dir: str | Path, transformation: str | None) -> tuple[Tokenizer, DerivedLanguage, DerivedLanguage]:
-    meta = model_meta(model_dir)
-    tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
-    V = meta["vocab_size"]
-    orig = DerivedLanguage("orig", V)
-    derived = DerivedLanguage(transformation or "orig", V, seed=meta["seed"], shift_special=meta["shift_special"])
-    return tok, orig, derived
-
-
 def run_finetune_step(cfg: RunConfig, task: str, pretrained: str | Path, out_dir: str | Path,
                       mono_task_dir: str | Path | None = None) -> dict:
     """The fine-tuning step of notebook 02 for ``cfg``: the monolingual model's (shared by every MZ), a
     derived language's BS/BZ/MZ, or a natural pair's."""
     kind = cfg.data.model_kind
     if kind == "pair":
-        return run_pair_transfer(cfg, task, pretrained, mono_task_dir)
+        return run_pair_transfer(cfg, task, pretrained, mono_task_dir, out_dir)
     if kind == "monolingual":
         return run_finetune_mono(cfg, task, pretrained, out_dir)
-    return run_transfer(cfg, task, pretrained, mono_task_dir)
+    return run_transfer(cfg, task, pretrained, mono_task_dir, out_dir)
 
 
 def _encoder(cfg: RunConfig, task: str, tok: Tokenizer, trees=None):
@@ -114,31 +103,31 @@ def _evaluate(model, spec, data, cfg: RunConfig, predictions: dict, setting: str
 def run_finetune_mono(cfg: RunConfig, task: str, mono_dir: str | Path, out_dir: str | Path) -> dict:
     """Fine-tune the monolingual model on the original task data (shared by every MZ evaluation)."""
     spec, ft, lang = get_task(task), cfg.finetune, cfg.data.language
-    tok, orig, _ = _languages(mono_dir, None)
+    tok, orig, _ = model_languages(mono_dir, None)
     enc = _encoder(cfg, task, tok)
     train, test = enc("train", lang, orig, ft.train_examples), enc(ft.eval_split, lang, orig, ft.test_examples)
     curves: dict[str, list[float]] = {"MZ": []}
     model = finetune(mono_dir, spec, train, ft, losses=curves["MZ"])
-    out = Path(out_dir) / "model"
-    model.save_pretrained(out)
-    (out / "tokenizer.json").write_text((Path(mono_dir) / "tokenizer.json").read_text())
-    atomic_write_json(model_meta(mono_dir), out / "xlt_meta.json")
     predictions: dict = {}
     scores = _evaluate(model, spec, test, cfg, predictions, "orig")
+    out = save_finetuned(model, Path(out_dir) / "model", mono_dir, cfg, spec, "MZ", f"{lang} (original)", len(train),
+                         predictions["orig"])
     return {"kind": "finetune_mono", "model_dir": str(out), "predictions": predictions, "finetune_loss": curves,
             "rows": [row(lang, MONO, task, "orig", m, v, cfg.pretrain.seed, cfg.preset, ft.seed)
                      for m, v in scores.items()]}
 
 
-def run_transfer(cfg: RunConfig, task: str, bilingual_dir: str | Path, mono_task_dir: str | Path) -> dict:
+def run_transfer(cfg: RunConfig, task: str, bilingual_dir: str | Path, mono_task_dir: str | Path,
+                 out_dir: str | Path | None = None) -> dict:
     """BS, BZ and MZ of one derived language on one task, and the deltas built from them.
 
     BS: fine-tune the bilingual model on derived train, test on derived test. BZ: fine-tune it on the
     original train, test on derived test. MZ: the monolingual model fine-tuned on the original (from
     ``run_finetune_mono``), tested on derived test. ``orig`` is BZ's model on the original test set.
+    With ``finetune.save_models`` the BZ and BS models are saved under ``out_dir/models`` (``save_finetuned``).
     """
     spec, ft, lang = get_task(task), cfg.finetune, cfg.data.language
-    tok, orig, derived = _languages(bilingual_dir, cfg.data.transformation)
+    tok, orig, derived = model_languages(bilingual_dir, cfg.data.transformation)
     trees = task_trees(task, lang, cfg.data) if derived.needs_trees else None
     enc = _encoder(cfg, task, tok, trees)
     train_o, train_d = enc("train", lang, orig, ft.train_examples), enc("train", lang, derived, ft.train_examples)
@@ -152,19 +141,65 @@ def run_transfer(cfg: RunConfig, task: str, bilingual_dir: str | Path, mono_task
     drift = {"BZ": _drift(before, model, train_o)}
     scores = {"BZ": _evaluate(model, spec, test_d, cfg, predictions, "BZ"),
               "orig": _evaluate(model, spec, test_o, cfg, predictions, "orig")}
+    keep = _keeper(cfg, spec, bilingual_dir, out_dir, predictions)
+    keep(model, "BZ", f"{lang} (original)", len(train_o))
     model = finetune(bilingual_dir, spec, train_d, ft, losses=curves["BS"])
     drift["BS"] = _drift(before, model, train_d)
     scores["BS"] = _evaluate(model, spec, test_d, cfg, predictions, "BS")
+    keep(model, "BS", f"T({lang}) = {cfg.data.transformation} (derived)", len(train_d))
     mono = load_finetuned(Path(mono_task_dir) / "model", spec)
     scores["MZ"] = _evaluate(mono, spec, test_d, cfg, predictions, "MZ")
     return {"kind": "transfer", "rows": _transfer_rows(cfg, spec, scores), "predictions": predictions,
             "embedding_drift": drift, "finetune_loss": curves}
 
 
+def _keeper(cfg: RunConfig, spec, pretrained_dir: str | Path, out_dir: str | Path | None, predictions: dict):
+    """``keep(model, setting, trained_on, n_train)``: with ``finetune.save_models``, saves a fine-tuned model
+    as ``out_dir/models/<setting>`` (``save_finetuned``); otherwise does nothing."""
+    if not cfg.finetune.save_models:
+        return lambda *args: None
+    if out_dir is None:
+        raise ValueError("finetune.save_models: pass the step's out_dir (where models/BS and models/BZ go)")
+
+    def keep(model, setting: str, trained_on: str, n_train: int) -> None:
+        save_finetuned(model, Path(out_dir) / "models" / setting, pretrained_dir, cfg, spec, setting, trained_on,
+                       n_train, predictions[setting])
+    return keep
+
+
+PIPELINE_TAGS = {"sequence": "text-classification", "token": "token-classification", "span": "question-answering"}
+
+
+def save_finetuned(model, folder: str | Path, pretrained_dir: str | Path, cfg: RunConfig, spec, setting: str,
+                   trained_on: str, n_train: int, predictions: dict) -> Path:
+    """A fine-tuned model as a drop-in checkpoint: ``save_pretrained`` (with the task's label names), the
+    pretrained model's tokenizer and languages, and a card with its test scores (95% bootstrap intervals
+    over test examples, from ``predictions``: its per-example predictions table) and the step's config."""
+    from .stats import score_interval
+
+    folder = Path(folder)
+    if spec.labels:
+        model.config.id2label = dict(enumerate(spec.labels))
+        model.config.label2id = {label: i for i, label in enumerate(spec.labels)}
+    model.save_pretrained(folder)
+    scores = {}
+    for metric in spec.metrics:
+        num, den = spec.scorer(metric).examples(predictions)
+        value, low, high = score_interval(num, den)
+        scores[metric] = (value, low, high, len(num))
+    finetuned = {"task": spec.name, "setting": setting, "trained_on": trained_on, "train_examples": n_train,
+                 "scores": scores, "architecture": type(model).__name__, "pipeline_tag": PIPELINE_TAGS[spec.kind],
+                 "from": str(Path(pretrained_dir).resolve())}
+    copy_model_files(pretrained_dir, folder, {**model_meta(pretrained_dir), "config": cfg.to_dict(),
+                                              "finetuned": finetuned})
+    save_drop_in(folder)
+    return folder
+
+
 def _input_embeddings(model_dir: str | Path):
     from transformers import AutoModel
 
-    return AutoModel.from_pretrained(str(model_dir)).get_input_embeddings().weight.detach().clone()
+    return AutoModel.from_pretrained(str(model_dir), local_files_only=True).get_input_embeddings().weight.detach().clone()
 
 
 def _drift(before, model, train) -> float:
@@ -190,25 +225,30 @@ def _transfer_rows(cfg: RunConfig, spec, scores: dict[str, dict[str, float]]) ->
     return rows
 
 
-def run_pair_transfer(cfg: RunConfig, task: str, pair_dir: str | Path, mono_task_dir: str | Path) -> dict:
+def run_pair_transfer(cfg: RunConfig, task: str, pair_dir: str | Path, mono_task_dir: str | Path,
+                      out_dir: str | Path | None = None) -> dict:
     """BZ, BS and MZ of a natural language pair (see the module docstring for what each one means here)."""
     spec, ft = get_task(task), cfg.finetune
     first, second = cfg.data.language, cfg.data.second_language
-    tok, orig, _ = _languages(pair_dir, None)
+    tok, orig, _ = model_languages(pair_dir, None)
     enc = _encoder(cfg, task, tok)
 
     predictions: dict = {}
     curves: dict[str, list[float]] = {"BZ": []}
     test_b = enc(ft.eval_split, second, orig, ft.test_examples)
-    model = finetune(pair_dir, spec, enc("train", first, orig, ft.train_examples), ft, losses=curves["BZ"])
+    keep = _keeper(cfg, spec, pair_dir, out_dir, predictions)
+    train = enc("train", first, orig, ft.train_examples)
+    model = finetune(pair_dir, spec, train, ft, losses=curves["BZ"])
     scores = {"BZ": _evaluate(model, spec, test_b, cfg, predictions, "BZ"),
               "orig": _evaluate(model, spec, enc(ft.eval_split, first, orig, ft.test_examples), cfg, predictions, "orig")}
+    keep(model, "BZ", first, len(train))
     if has_task(task, second, ("train",)):
-        model = finetune(pair_dir, spec, enc("train", second, orig, ft.train_examples), ft,
-                         losses=curves.setdefault("BS", []))
+        train = enc("train", second, orig, ft.train_examples)
+        model = finetune(pair_dir, spec, train, ft, losses=curves.setdefault("BS", []))
         scores["BS"] = _evaluate(model, spec, test_b, cfg, predictions, "BS")
+        keep(model, "BS", second, len(train))
     mono_model = Path(mono_task_dir) / "model"
-    mono_tok, mono_orig, _ = _languages(mono_model, None)
+    mono_tok, mono_orig, _ = model_languages(mono_model, None)
     mono_test = _encoder(cfg, task, mono_tok)(ft.eval_split, second, mono_orig, ft.test_examples)
     scores["MZ"] = _evaluate(load_finetuned(mono_model, spec), spec, mono_test, cfg, predictions, "MZ")
     return {"kind": "transfer", "rows": _transfer_rows(cfg, spec, scores), "predictions": predictions,
@@ -243,7 +283,7 @@ def run_retrieval(cfg: RunConfig, bilingual_dir: str | Path, mono_dir: str | Pat
     target_spec = None if d.second_language else d.transformation  # a natural pair: both sides are original text
     scores, predictions = {}, {}
     for setting, model_dir in (("BZ", bilingual_dir), ("MZ", mono_dir)):
-        tok, orig, derived = _languages(model_dir, target_spec)
+        tok, orig, derived = model_languages(model_dir, target_spec)
         trees = tree_parser(d.language, d) if derived.needs_trees else None
         scores[setting], predictions[setting] = evaluate_retrieval(
             load_encoder(model_dir, ft.device), tok, orig, src, derived, tgt, ft.max_len, trees,
@@ -262,13 +302,14 @@ def run_alignment(cfg: RunConfig, bilingual_dir: str | Path) -> dict:
     with a dictionary (its ``dictionary.tsv``), also P@1 over the dictionary's pairs and over held-out pairs."""
     from transformers import RobertaForMaskedLM
 
-    _, _, derived = _languages(bilingual_dir, cfg.data.transformation)
-    model = RobertaForMaskedLM.from_pretrained(str(bilingual_dir))
+    _, _, derived = model_languages(bilingual_dir, cfg.data.transformation)
+    model = RobertaForMaskedLM.from_pretrained(str(bilingual_dir), local_files_only=True)
     emb = model.roberta.embeddings.word_embeddings.weight
     seed = cfg.pretrain.seed
     dict_path = Path(bilingual_dir) / DICTIONARY_FILE
     dictionary = Dictionary.load(dict_path) if dict_path.exists() else None
     rep = alignment_report(emb, derived.table, N_SPECIAL, cfg.evaluate.alignment_heldout, seed, dictionary)
+    write_card(bilingual_dir, {**rep, "alignment_heldout": cfg.evaluate.alignment_heldout})
     label, name = labels(cfg)
     metrics = ("alignment_at_1", "alignment_at_1_procrustes", "chance")
     if dictionary is not None:

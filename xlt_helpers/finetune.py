@@ -76,8 +76,8 @@ def load_for_task(pretrained: str | Path, task: TaskSpec, seed: int):
     """The pretrained encoder with a freshly initialised task head (same seed, same head)."""
     torch.manual_seed(seed)
     if task.kind == "span":  # start and end logits
-        return RobertaForQuestionAnswering.from_pretrained(str(pretrained), num_labels=2)
-    return _head(task).from_pretrained(str(pretrained), num_labels=len(task.labels))
+        return RobertaForQuestionAnswering.from_pretrained(str(pretrained), num_labels=2, local_files_only=True)
+    return _head(task).from_pretrained(str(pretrained), num_labels=len(task.labels), local_files_only=True)
 
 
 def parameter_groups(model: torch.nn.Module, cfg: FinetuneConfig) -> list[dict] | list[torch.nn.Parameter]:
@@ -96,7 +96,7 @@ def parameter_groups(model: torch.nn.Module, cfg: FinetuneConfig) -> list[dict] 
 
 def load_finetuned(path: str | Path, task: TaskSpec):
     """A model fine-tuned earlier and saved with ``save_pretrained``."""
-    return _head(task).from_pretrained(str(path)).eval()
+    return _head(task).from_pretrained(str(path), local_files_only=True).eval()
 
 
 def finetune(pretrained: str | Path, task: TaskSpec, train: Sequence[Encoded], cfg: FinetuneConfig,

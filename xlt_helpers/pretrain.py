@@ -26,6 +26,7 @@ from .objectives.dictionary import FILE as DICTIONARY_FILE
 from .objectives.dictionary import for_model as model_dictionary
 from .run_config import PretrainConfig, RunConfig, step_key
 from .storage import atomic_torch_save, atomic_write_json, safe_torch_load
+from .tokenizer import SAVED_NAME as TOKENIZER_FILE
 from .transformations import N_SPECIAL
 
 
@@ -259,7 +260,7 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict
                               "file": DICTIONARY_FILE}
     if main:
         model.save_pretrained(out / "model")
-        tok.save(str(out / "model" / "tokenizer.json"))
+        tok.save(str(out / "model" / TOKENIZER_FILE))
         if dictionary is not None:
             dictionary.save(out / "model" / DICTIONARY_FILE)
         atomic_write_json(meta, out / "model" / "xlt_meta.json")

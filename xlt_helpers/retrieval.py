@@ -33,7 +33,8 @@ def load_encoder(model_dir: str | Path, device: str = "auto"):
     """The pretrained encoder (the MLM head is dropped), in eval mode."""
     from transformers import RobertaModel
 
-    return RobertaModel.from_pretrained(str(model_dir), add_pooling_layer=False).to(pick_device(device)).eval()
+    model = RobertaModel.from_pretrained(str(model_dir), add_pooling_layer=False, local_files_only=True)
+    return model.to(pick_device(device)).eval()
 
 
 def encode_for_retrieval(tok: Tokenizer, lang: DerivedLanguage, sentences: Sequence[str], max_len: int,

@@ -136,6 +136,8 @@ class FinetuneConfig:
                                         "the same for BS, BZ and the monolingual model", key="when_set")
     eval_split: str = _f("test", "the split scored: dev to choose settings (calibration), test to report",
                          ("test", "dev"), key="when_set")
+    save_models: bool = _f(False, "keep the BS and BZ fine-tuned models (models/BS, models/BZ in the step's folder, "
+                                  "drop-in transformers checkpoints like the pretrained ones)", key="when_set")
     precision: str = _f("auto", "as pretrain.precision", ("auto", "fp32", "bf16"))
     device: str = _f("auto", "as pretrain.device", ("auto", "cpu", "cuda", "mps"))
 
@@ -184,11 +186,11 @@ class RunConfig:
         that varies them shares one monolingual model). ``shift_special`` stays: MZ retrieval builds
         the derived test set from the monolingual model's own settings. The pretraining objectives and
         their fields go back to their defaults too: the monolingual model (MZ) is plain MLM, shared by
-        every objective."""
+        every objective. ``finetune.save_models`` goes back too: MZ's fine-tuned model is always kept."""
         d, p = DataConfig(), PretrainConfig()
         return self.replace(**{"data.transformation": None, "data.second_language": None,
                                "data.corpus_setting": d.corpus_setting, "data.derived_fraction": d.derived_fraction,
-                               "pretrain.objectives": p.objectives,
+                               "finetune.save_models": FinetuneConfig().save_models, "pretrain.objectives": p.objectives,
                                **{f"pretrain.{name}": getattr(p, name) for name in OBJECTIVE_FIELDS}})
 
 

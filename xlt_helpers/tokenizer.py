@@ -16,6 +16,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from .config import cache_dir
 from .transformations import N_SPECIAL, SPECIAL_TOKENS
 
+SAVED_NAME = "xlt_tokenizer.json"  # the tokenizer's file in a saved model folder (pretrained.py)
+
 
 @lru_cache(maxsize=None)
 def _word_patterns() -> tuple[re.Pattern, re.Pattern]:

@@ -19,7 +19,8 @@ class StepKind:
     task: bool                    # it serves one task: its folder name starts with it, its key reads its data
     device: str                   # the config group whose `device` it runs on (pretrain or finetune)
     gpus: float                   # GPUs it asks Ray for when that device resolved to cuda
-    roots: tuple[str, ...]        # modules whose code computes its numbers (besides `experiment`, every kind's)
+    roots: tuple[str, ...]        # modules whose code computes its numbers (besides `experiment`, every kind's;
+                                  # `pretrained`: a model folder's languages, read by every kind after pretraining)
     depends_on: tuple[str, ...]   # kinds whose results it reads: their code is in its fingerprint too
     torchrun: bool = False        # it can train under torchrun, several processes (``ray_executor``)
     progress_parameter: bool = False  # its notebook takes `progress` (the runner turns the tqdm bar off)
@@ -34,16 +35,16 @@ KINDS: dict[str, StepKind] = {k.name: k for k in (
     StepKind("pretrain", "01_pretrain.ipynb", "pretrain", (), False, "pretrain", 1.0, ("pretrain",), (),
              torchrun=True, progress_parameter=True, outputs=MODEL_FILES),
     StepKind("finetune_mono", "02_finetune_evaluate.ipynb", "finetune_", ("finetune",), True, "finetune", 0.25,
-             ("finetune", "encoding", "tasks", "metrics", "trees"), ("pretrain",), task_parameter=True,
+             ("finetune", "encoding", "tasks", "metrics", "trees", "pretrained"), ("pretrain",), task_parameter=True,
              outputs=MODEL_FILES),
     StepKind("transfer", "02_finetune_evaluate.ipynb", "transfer_", ("finetune",), True, "finetune", 0.25,
-             ("finetune", "encoding", "tasks", "metrics", "trees"), ("pretrain", "finetune_mono"),
+             ("finetune", "encoding", "tasks", "metrics", "trees", "pretrained"), ("pretrain", "finetune_mono"),
              task_parameter=True),
     # alignment reads the saved embeddings on the CPU: no GPU
     StepKind("alignment", "03_alignment.ipynb", "alignment_", ("evaluate",), False, "finetune", 0.0,
-             ("alignment",), ("pretrain",)),
+             ("alignment", "pretrained"), ("pretrain",)),
     StepKind("retrieval", "05_retrieval.ipynb", "", ("finetune", "evaluate"), True, "finetune", 0.25,
-             ("retrieval", "encoding", "tasks", "metrics", "trees"), ("pretrain",)),
+             ("retrieval", "encoding", "tasks", "metrics", "trees", "pretrained"), ("pretrain",)),
 )}
 
 

@@ -10,9 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..config import REPO_ROOT
+from ..config import notebooks_dir, process_env
 
-NOTEBOOKS = REPO_ROOT / "notebooks"
+NOTEBOOKS = notebooks_dir()
 # The kernel logs only errors: ipykernel's per-start warning about unencrypted local TCP would otherwise
 # fill the grid log once per step. Cell errors still reach the executed notebook and error.json.
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
@@ -30,7 +30,8 @@ def kernel_manager_class() -> type:
     when the signal lands (a loaded machine is enough) logs ``[IPKernelApp] ERROR | KeyboardInterrupt
     caught in kernel.`` although the notebook succeeded. The shutdown request alone stops an idle kernel;
     one that does not stop is still terminated, then killed, after ``shutdown_wait_time``. Started kernels
-    are remembered in ``_KERNELS`` so that an interrupted runner kills them (``kill_kernels``).
+    are remembered in ``_KERNELS`` so that an interrupted runner kills them (``kill_kernels``). A kernel's
+    environment is ``config.process_env``'s: Hugging Face offline unless $XLT_ONLINE=1.
     """
     from jupyter_client.manager import AsyncKernelManager
 
@@ -40,6 +41,7 @@ def kernel_manager_class() -> type:
                 await super()._async_interrupt_kernel()
 
         async def start_kernel(self, **kw: Any) -> None:
+            kw["env"] = process_env(kw.get("env"))  # offline in the kernel only (config.process_env)
             await super().start_kernel(**kw)
             process = getattr(self.provisioner, "process", None)
             if process is not None:

@@ -25,6 +25,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from ..config import process_env
 from ..progress import ENV as PROGRESS_ENV
 from ..progress import clock, describe, read
 from .execute import record_error, run_one, step_lock
@@ -69,7 +70,9 @@ def run_steps_ray(todo: list[Step], log=print, address: str | None = None, cpus_
     cluster started on this machine with ``ray start``, else a new local one) unless Ray is already
     initialised in this process. Every ``every`` seconds a line shows the running steps' progress.
     Ctrl-C cancels the running tasks: their steps are recorded as interrupted, as the local runner does."""
-    import ray
+    from ..extras import require
+
+    ray = require("ray", "ray", "--executor ray")
 
     if cpus_per_step < 1 or pretrain_procs < 1:
         raise ValueError(f"cpus_per_step and pretrain_procs must be at least 1, found {cpus_per_step}, "
@@ -164,7 +167,7 @@ def torchrun_pretrain(step: Step, log, procs: int) -> str | None:
     t0 = time.monotonic()
     with open(out, "w") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, PROGRESS_ENV: str(step.progress)})
+                                env=process_env({**os.environ, PROGRESS_ENV: str(step.progress)}))
         try:
             code = proc.wait()
         except BaseException:  # Ctrl-C, a cancelled task: no rank outlives its step

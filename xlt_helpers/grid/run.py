@@ -11,7 +11,7 @@ is ``stale``: it is reused with a warning line, or redone with ``rerun_stale``. 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..config import runs_dir
 from .aggregate import aggregate
@@ -41,10 +41,11 @@ def to_run(steps: list[Step], rerun_stale: bool = False, log=print) -> list[Step
 
 
 def run_grid(grid_path: str | Path, log=print, rerun_stale: bool = False, executor: str = "local",
-             **ray_options: Any) -> Path:
+             set_overrides: Mapping[str, Any] | None = None, **ray_options: Any) -> Path:
     """Run every step of a grid that is not done yet (and the stale ones with ``rerun_stale``), then
-    aggregate; returns the report folder. Every config is resolved and checked before any step runs."""
-    grid = load_grid(grid_path)
+    aggregate; returns the report folder. Every config is resolved and checked before any step runs.
+    ``set_overrides``: more config fields by dotted name, as the grid's ``overrides`` (``spec.load_grid``)."""
+    grid = load_grid(grid_path, set_overrides)
     return run_plan(grid, *plan(grid), log=log, rerun_stale=rerun_stale, executor=executor, **ray_options)
 
 
@@ -77,7 +78,7 @@ def run_plan(grid: Grid, steps: list[Step], skips: list[Skip], log=print, rerun_
     return aggregate(grid, steps, log, skips)
 
 
-def status(grid_path: str | Path) -> list[tuple[str, str]]:
+def status(grid_path: str | Path, set_overrides: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
     """(step, state) for every step of a grid: done, stale, failed, or pending; then the skipped cells."""
-    steps, skips = plan(load_grid(grid_path))
+    steps, skips = plan(load_grid(grid_path, set_overrides))
     return [(s.name, s.state()) for s in steps] + [(sk.cell, f"skipped: {sk.reason}") for sk in skips]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
@@ -59,8 +59,10 @@ class Grid:
                                     "pretrain.seed": seed, "finetune.seed": finetune_seed, **corpus}, where=where)
 
 
-def load_grid(path: str | Path) -> Grid:
-    """Read and validate a grid YAML file: every key, every override and every model's config."""
+def load_grid(path: str | Path, set_overrides: Mapping[str, Any] | None = None) -> Grid:
+    """Read and validate a grid YAML file: every key, every override and every model's config.
+    ``set_overrides`` (dotted names: the command line's ``--set``) join the grid's ``overrides`` and win over
+    them: they enter the folder keys exactly as if the file had them."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"grid file {path} does not exist")
@@ -101,11 +103,14 @@ def load_grid(path: str | Path) -> Grid:
     check_name(raw["name"], str(path))
     raw["transformations"] = canonical_transformations(raw["transformations"], str(path))
     overrides = flatten_overrides(raw.pop("overrides", None) or {}, f"{path}: overrides")
+    given = flatten_overrides(set_overrides, "command line: --set")
+    overrides.update(given)
     if raw.get("corpus_settings") and "data.corpus_setting" in overrides:
         raise ConfigError(f"{path}: data.corpus_setting is set both by `corpus_settings` and in `overrides`: "
                           "expected one of the two")
     variants = _load_variants(raw.pop("variants", None), path)
-    for where, names in [("overrides", overrides)] + [(f"variants: {v}", o) for v, o in variants.items()]:
+    for where, names in [("--set", given), ("overrides", overrides)] + [(f"variants: {v}", o)
+                                                                         for v, o in variants.items()]:
         for name in names:
             if name in GRID_SET:
                 raise ConfigError(f"{path}: {where}: {name} is set by the grid's `{GRID_SET[name]}` key, not here")

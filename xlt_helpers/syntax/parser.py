@@ -58,9 +58,9 @@ class ParserOptions:
 
 def _udpipe():
     """The ufal.udpipe module (imported lazily: only parsing needs it)."""
-    import ufal.udpipe as udpipe
+    from ..extras import require
 
-    return udpipe
+    return require("ufal.udpipe", "syntax", "the Syntax transformation's parser")
 
 
 def spread_sample(items: Sequence, k: int | None) -> list:
