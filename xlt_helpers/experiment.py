@@ -124,9 +124,10 @@ def run_finetune_mono(cfg: RunConfig, task: str, mono_dir: str | Path, out_dir: 
     atomic_write_json(model_meta(mono_dir), out / "xlt_meta.json")
     predictions: dict = {}
     scores = _evaluate(model, spec, test, cfg, predictions, "orig")
+    # metrics by name (QA: em, then f1), the order of these rows in every results.json written so far
     return {"kind": "finetune_mono", "model_dir": str(out), "predictions": predictions,
             "rows": [row(lang, MONO, task, "orig", m, v, cfg.pretrain.seed, cfg.preset, ft.seed)
-                     for m, v in scores.items()]}
+                     for m, v in sorted(scores.items())]}
 
 
 def run_transfer(cfg: RunConfig, task: str, bilingual_dir: str | Path, mono_task_dir: str | Path) -> dict:
