@@ -112,9 +112,10 @@ def run_finetune_mono(cfg: RunConfig, task: str, mono_dir: str | Path, out_dir: 
     scores = _evaluate(model, spec, test, cfg, predictions, "orig")
     out = save_finetuned(model, Path(out_dir) / "model", mono_dir, cfg, spec, "MZ", f"{lang} (original)", len(train),
                          predictions["orig"])
+    # metrics by name (QA: em, then f1), the order of these rows in every results.json written so far
     return {"kind": "finetune_mono", "model_dir": str(out), "predictions": predictions, "finetune_loss": curves,
             "rows": [row(lang, MONO, task, "orig", m, v, cfg.pretrain.seed, cfg.preset, ft.seed)
-                     for m, v in scores.items()]}
+                     for m, v in sorted(scores.items())]}
 
 
 def run_transfer(cfg: RunConfig, task: str, bilingual_dir: str | Path, mono_task_dir: str | Path,
