@@ -83,7 +83,7 @@ def test_a_truncated_checkpoint_is_set_aside_and_training_starts_over(full_run, 
     assert len(printed) == 1 and str(out / "checkpoint.pt") in printed[0] and "unreadable checkpoint" in printed[0]
     assert (out / "checkpoint.unreadable.pt").exists()
     assert meta["final_loss"] == full["final_loss"]
-    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 6
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 6
 
 
 @pytest.fixture
@@ -409,3 +409,211 @@ def test_pretraining_without_steps_is_refused_up_front(tmp_path, steps):
         load_grid(path)
     assert str(err.value) == (f"{path}: overrides: pretrain.steps = {steps}: expected a positive integer "
                               "(a model needs at least one optimizer step)")
+
+
+# ---- issue 29: refused before anything runs, one line each -------------------------------------------
+
+@pytest.mark.parametrize("field, value", [
+    ("pretrain.lr", float("inf")), ("finetune.epochs", float("inf")), ("pretrain.lr", float("nan")),
+    ("model.init_range", float("inf")), ("pretrain.betas", [0.9, float("nan")]), ("finetune.lr", float("-inf")),
+])
+def test_infinite_and_nan_floats_are_refused(field, value):
+    with pytest.raises(ValueError) as err:
+        resolve("test", {field: value}, where="g.yaml: overrides")
+    shown = tuple(value) if isinstance(value, list) else value
+    assert str(err.value) == f"g.yaml: overrides: {field} = {shown!r}: expected a finite number"
+
+
+@pytest.mark.parametrize("arg, shown", [("pretrain.lr=Infinity", "inf"), ("finetune.epochs=NaN", "nan"),
+                                        ("pretrain.betas=[0.9,-Infinity]", "(0.9, -inf)")])
+def test_config_command_refuses_infinity_in_one_line(capsys, arg, shown):
+    assert cli.main(["config", "test", arg]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        f"error: command line: {arg.split('=')[0]} = {shown}: expected a finite number\n")
+
+
+@pytest.mark.parametrize("field, value", [("pretrain.seed", 2**63), ("pretrain.seed", 2**32), ("pretrain.seed", -1),
+                                          ("finetune.seed", 2**64), ("finetune.seed", -5)])
+def test_seeds_outside_every_generators_range_are_refused(field, value):
+    with pytest.raises(ValueError) as err:
+        resolve("test", {field: value})
+    assert str(err.value).startswith(f"config: {field} = {value}: expected ") and \
+        "a whole number from 0 to 4294967295" in str(err.value)
+
+
+def test_the_largest_seed_is_accepted():
+    assert resolve("test", {"pretrain.seed": 2**32 - 1}).finetune.seed == 2**32 - 1
+
+
+@pytest.mark.parametrize("max_len", [1, 2, 5])
+def test_finetune_max_len_below_one_token_per_text_is_refused(max_len):
+    with pytest.raises(ValueError) as err:
+        resolve("test", {"finetune.max_len": max_len})
+    assert str(err.value).startswith(f"config: finetune.max_len = {max_len}: expected at least 6: ")
+    assert resolve("test", {"finetune.max_len": 6}).finetune.max_len == 6
+
+
+def test_a_block_without_a_token_is_refused():
+    with pytest.raises(ValueError, match=r"^config: pretrain.seq_len = 1: expected at least 2"):
+        resolve("test", {"pretrain.seq_len": 1})
+
+
+@pytest.mark.parametrize("spelling, canonical", [
+    ("translit1.0", "translit"), ("translit1", "translit"), ("translit + inv", "translit+inv"),
+    ("translit0.50", "translit0.5"), ("syntax:fr@V~fr@N", "syntax:fr"), ("syntax:hi@V~fr@N", "syntax:fr@N~hi@V"),
+])
+def test_two_spellings_of_a_transformation_are_one_model(spelling, canonical):
+    a = resolve("test", {"data.transformation": spelling})
+    b = resolve("test", {"data.transformation": canonical})
+    assert a.data.transformation == canonical and runner.model_dir(a) == runner.model_dir(b)
+
+
+def test_a_duplicate_key_in_the_registry_is_refused_with_its_line(tmp_path, monkeypatch):
+    from xlt_helpers import data
+
+    reg = _registry_copy(tmp_path, monkeypatch, lambda t: t + "\nen:\n  pretrain: {path: x.txt, format: sentence_per_line}\n")
+    with pytest.raises(DataFormatError) as err:
+        data.languages()
+    lines = reg.read_text().splitlines()
+    first, second = [k + 1 for k, line in enumerate(lines) if line == "en:"]
+    assert str(err.value) == (f"{reg}:{second}: expected valid YAML with each key once, found \"key 'en' given "
+                              f"twice (first on line {first})\"")
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../outside.txt", "pretrain/../../outside.txt", "./../x"])
+def test_registry_paths_that_leave_the_data_directory_are_refused(tmp_path, monkeypatch, bad):
+    from xlt_helpers import data
+
+    original = data.language_spec("en")["pretrain"]["paths"][0]
+    reg = _registry_copy(tmp_path, monkeypatch, lambda t: t.replace(original, bad, 1))
+    with pytest.raises(DataFormatError) as err:
+        data.languages()
+    assert str(err.value) == (f"{reg}: expected en.pretrain.path: a path relative to the data directory that "
+                              f"stays inside it, found {bad!r}")
+
+
+def test_a_parallel_path_that_leaves_the_data_directory_is_refused(tmp_path, monkeypatch):
+    import yaml
+
+    from xlt_helpers import data
+
+    def edit(text):
+        raw = yaml.safe_load(text)
+        entry = raw["fr"]["tasks"]["retrieval"]["test"]
+        other = next(iter(entry["parallel"]))
+        entry["parallel"][other] = "/tmp/elsewhere.txt"
+        return yaml.safe_dump(raw, sort_keys=False)
+    reg = _registry_copy(tmp_path, monkeypatch, edit)
+    with pytest.raises(DataFormatError, match=r"retrieval\.test\.parallel\.\w+: a path relative to the data "
+                                              r"directory that stays inside it, found '/tmp/elsewhere.txt'"):
+        data.languages()
+    assert reg.exists()
+
+
+@pytest.mark.parametrize("content, found", [("", "an empty file"), ("\n  \n\n", "only blank lines")])
+def test_an_empty_pretraining_corpus_is_refused_naming_its_file(data_with_empty, content, found):
+    from xlt_helpers import data
+
+    paths = [data_with_empty(rel) for rel in data.language_spec("fr")["pretrain"]["paths"]]
+    for path in paths:
+        path.write_text(content)
+    expected = f"{', '.join(map(str, paths))}: expected at least one sentence in the fr.pretrain corpus (one sentence per line), found {found!r}"
+    for call in (lambda: data.check_pretraining_corpus("fr"), lambda: data.load_pretraining_corpus("fr")):
+        with pytest.raises(DataFormatError) as err:
+            call()
+        assert str(err.value) == expected
+
+
+def test_a_batch_no_memory_can_hold_is_refused():
+    from xlt_helpers.compute import memory_problem
+
+    assert memory_problem(resolve("test", {})) is None
+    problem = memory_problem(resolve("test", {"pretrain.batch_size": 10**9, "pretrain.device": "cpu"}))
+    assert problem.startswith("pretrain.batch_size = 1000000000: one training batch (a micro-batch of 1000000000 "
+                              "blocks of 32; ") and "GiB, the cpu has " in problem and "\n" not in problem
+    assert memory_problem(resolve("test", {"pretrain.batch_size": 10**9, "pretrain.grad_accum": 10**7})) is None
+
+
+# ---- digests, checkpoints, atomic writes ----------------------------------------------------------
+
+def test_a_digest_notices_an_in_place_edit_whose_times_were_restored(tmp_path, monkeypatch):
+    """``cp -p``, ``rsync -a`` and ``tar x`` set the modification time back; the inode change time they cannot."""
+    from xlt_helpers import fingerprint as fp
+
+    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "corpus.txt"
+    path.write_text("the same size\n")
+    before = fp.content_digest(path)
+    st = path.stat()
+    time.sleep(0.02)
+    path.write_text("a same size!\n ")  # as many bytes, new content
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    fp._digests.clear()  # a new process: only the memo in the cache folder remembers
+    assert fp.content_digest(path) != before
+    assert fp.content_digest(path) == fp.content_digest(path)
+
+
+def test_a_crafted_checkpoint_is_never_unpickled(tmp_path, capsys):
+    """A pickle that would run code when loaded (here: make a folder) is refused before it runs."""
+    from xlt_helpers.pretrain import _load_checkpoint
+
+    marker = tmp_path / "payload_ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"run_id": "anything", "step": 3, "model": Payload()}, path)
+    assert _load_checkpoint(path, torch.device("cpu")) is None
+    assert not marker.exists()
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed == [f"{path}: unreadable checkpoint (UnsafePickleError: it holds objects other than tensors and "
+                       "plain values: refused without unpickling them (a checkpoint written by this toolkit holds "
+                       "none)); set aside as checkpoint.unreadable.pt, pretraining starts from step 0"]
+    torch.load(path, weights_only=False)  # what the old loader did: the payload runs
+    assert marker.exists()
+
+
+def test_a_real_checkpoint_loads_without_pickled_objects(full_run):
+    from xlt_helpers.storage import safe_torch_load
+
+    base, _ = full_run
+    ckpt = safe_torch_load(base / "out" / "checkpoint.pt")
+    assert ckpt["step"] == 6 and isinstance(ckpt["rng"], torch.Tensor) and "state" in ckpt["optimizer"]
+
+
+def test_concurrent_writers_of_one_file_each_leave_a_complete_file(tmp_path):
+    """Two ``report`` commands write the same files: no shared temporary name, no half file, no error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xlt_helpers.storage import atomic_write_text, atomic_write_with
+
+    target = tmp_path / "results.csv"
+    texts = [f"{k}," * 20_000 for k in range(8)]
+
+    def write(k):
+        if k % 2:
+            atomic_write_text(texts[k], target)
+        else:
+            atomic_write_with(lambda tmp: Path(tmp).write_text(texts[k]), target)
+    for _ in range(5):
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(write, range(8)))
+        assert target.read_text() in texts
+    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]  # no temporary file left
+
+
+# ---- the command line: one line, no traceback ---------------------------------------------------------
+
+def test_a_closed_pipe_ends_quietly():
+    """``status grid.yaml | head -1``: the reader is gone before the output ends; no traceback, exit 0."""
+    read, write = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "xlt_helpers", "config", "--table"], stdout=write,
+                            stderr=subprocess.PIPE, text=True)
+    os.close(write)
+    os.close(read)  # the reader leaves before the first byte
+    _, err = proc.communicate(timeout=60)
+    assert err == "" and proc.returncode == 0

@@ -188,7 +188,7 @@ losses, real = [], P.train_step
 P.train_step = lambda *a, **k: losses.append(real(*a, **k)) or losses[-1]
 cfg = resolve("test", {"data.transformation": "translit", "pretrain.device": "cpu"})
 meta = P.pretrain(cfg, sys.argv[1], progress=False)
-state = torch.load(sys.argv[1] + "/checkpoint.pt", weights_only=False)["model"]
+state = torch.load(sys.argv[1] + "/checkpoint.pt", weights_only=True)["model"]
 h = hashlib.sha256()
 for k in sorted(state):
     h.update(k.encode() + state[k].contiguous().numpy().tobytes())

@@ -82,11 +82,11 @@ def test_resume_after_kill_gives_the_same_model(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         pretrain(_cfg(), tmp_path / "killed", progress=False)
     monkeypatch.setattr(P, "atomic_torch_save", real_save)
-    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["step"] == 3
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["step"] == 3
     resumed = pretrain(_cfg(), tmp_path / "killed", progress=False)
     assert resumed["final_loss"] == pytest.approx(full["final_loss"], rel=1e-5)
-    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
     log = (tmp_path / "killed" / "loss_log.csv").read_text().splitlines()
@@ -189,8 +189,8 @@ def test_two_process_data_parallel_equals_one_process(tmp_path, monkeypatch):
     assert meta["final_loss"] == pytest.approx(one["final_loss"], rel=1e-5)
     log = (tmp_path / "two" / "loss_log.csv").read_text().splitlines()
     assert len(log) == 4, "only rank 0 writes the log"
-    a = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6, msg=k)
 

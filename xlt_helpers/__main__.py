@@ -22,7 +22,10 @@ SIGTERM: the running step is recorded as interrupted and resumes on the next run
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import signal
 import sys
 
@@ -57,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
+    sys.stdout = _ClosedPipeSafe(sys.stdout)
     try:
         return _dispatch(argv[0], argv[1:])
     except (ValueError, FileNotFoundError) as exc:  # bad input: one line, no traceback
@@ -64,11 +68,63 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a folder that cannot be written or read, a full disk: one line
+        if debug:
+            raise
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         if debug:
             raise
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def os_error_line(exc: OSError) -> str:
+    """``/path: Permission denied`` and what to do, for the errors a user can fix (a read-only runs
+    folder, a full disk)."""
+    where = exc.filename if exc.filename is not None else "a file"
+    hint = {errno.EACCES: " (expected a folder this user can write: set XLT_RUNS_DIR / XLT_CACHE_DIR "
+                          "to one)", errno.EROFS: " (a read-only file system: set XLT_RUNS_DIR / XLT_CACHE_DIR "
+                                                  "to a writable folder)",
+            errno.ENOSPC: " (free some space, or set XLT_RUNS_DIR / XLT_CACHE_DIR to another disk)"}
+    return f"{where}: {exc.strerror or type(exc).__name__}{hint.get(exc.errno, '')}"
+
+
+class _ClosedPipeSafe:
+    """stdout that goes quiet when its reader is gone (``status grid.yaml | head -3``): the rest of the
+    output is dropped instead of a BrokenPipeError traceback, and a running grid goes on (its log is what
+    is lost, never a step's result)."""
+
+    def __init__(self, stream):
+        self._stream, self._closed_reader = stream, False
+
+    def write(self, text: str) -> int:
+        if not self._closed_reader:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._closed_reader:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        """From now on write nothing; point the file descriptor at /dev/null, so that the interpreter's
+        own flush at exit does not print "Exception ignored ... BrokenPipeError" either."""
+        self._closed_reader = True
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def _dispatch(cmd: str, rest: list[str]) -> int:

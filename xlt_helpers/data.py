@@ -37,11 +37,12 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import yaml
 
+from . import strict_yaml
 from .config import data_dir
 from .errors import DataFormatError
 from .tasks import NLI_LABELS, TASKS, UPOS_TAGS
@@ -382,6 +383,21 @@ def registry_path() -> Path:
     return Path(env).expanduser().resolve() if env else REGISTRY_PATH
 
 
+def _check_inside_data_dir(reg: Path, where: str, path: str) -> None:
+    """Refuse a registered path that is absolute or climbs out of the data directory with ``..``: every file
+    the toolkit reads is in the data directory, so that a registry can be shared with it (symbolic links
+    inside the directory are the owner's choice and are followed)."""
+    parts = PurePosixPath(path.replace("\\", "/")).parts
+    depth = 0
+    for part in parts:
+        depth += -1 if part == ".." else 0 if part == "." else 1
+        if depth < 0:
+            break
+    if path.startswith(("/", "\\")) or PureWindowsPath(path).drive or depth < 0:
+        raise DataFormatError(reg, None, f"{where}: a path relative to the data directory that stays inside it",
+                              path)
+
+
 def _file_entry(reg: Path, where: str, entry: Any, formats: tuple[str, ...]) -> dict[str, Any]:
     """Validate one ``{path(s), format, ...}`` entry and return it with ``paths`` as a list."""
     expected = f"{where}: a mapping with 'path' or 'paths' and 'format' (one of {', '.join(formats)})"
@@ -392,6 +408,8 @@ def _file_entry(reg: Path, where: str, entry: Any, formats: tuple[str, ...]) -> 
         paths = [paths]
     if not paths or not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
         raise DataFormatError(reg, None, expected, repr(entry))
+    for p in paths:
+        _check_inside_data_dir(reg, f"{where}.path", p)
     if entry.get("format") not in formats:
         raise DataFormatError(reg, None, expected, repr(entry.get("format")))
     tag_map = entry.get("tag_map", {})
@@ -402,6 +420,8 @@ def _file_entry(reg: Path, where: str, entry: Any, formats: tuple[str, ...]) -> 
                                                  for k, v in parallel.items()):
         raise DataFormatError(reg, None, f"{where}.parallel: a mapping LANGUAGE: PATH of line-aligned "
                                          "translations", repr(parallel))
+    for other, p in parallel.items():
+        _check_inside_data_dir(reg, f"{where}.parallel.{other}", p)
     clean = {k: v for k, v in entry.items() if k != "path"}
     clean["paths"] = list(paths)
     return clean
@@ -444,10 +464,10 @@ def _registry() -> dict[str, Any]:
     key = (str(reg), reg.stat().st_mtime_ns)
     if key not in _registry_cache:
         try:
-            raw = yaml.safe_load(reg.read_text(encoding="utf-8"))
+            raw = strict_yaml.load(reg.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise DataFormatError(reg, mark.line + 1 if mark else None, "valid YAML", str(exc)) from exc
+            line, problem = strict_yaml.error_line(exc)
+            raise DataFormatError(reg, line, "valid YAML with each key once", problem) from exc
         _registry_cache.clear()
         _registry_cache[key] = _validate_registry(reg, raw)
     return _registry_cache[key]
@@ -494,8 +514,32 @@ def load_pretraining_corpus(language: str, domain: str = "main", max_sentences: 
         have = ["main" if k == "pretrain" else k[len("pretrain_"):] for k in spec if k.startswith("pretrain")]
         raise ValueError(f"unknown pretraining domain {domain!r} for {language!r}: "
                          f"valid domains are {', '.join(have) or '(none)'}")
-    root = data_dir()
-    return read_sentence_lines([root / p for p in spec[key]["paths"]], max_sentences)
+    paths = [data_dir() / p for p in spec[key]["paths"]]
+    sentences = read_sentence_lines(paths, max_sentences)
+    if not sentences and max_sentences != 0:
+        raise _empty_corpus(language, key, paths)
+    return sentences
+
+
+def check_pretraining_corpus(language: str, domain: str = "main") -> None:
+    """Refuse, naming its files, a registered pretraining corpus without one sentence (reads each file only
+    up to its first non-blank line: cheap enough to run before a grid starts)."""
+    key = "pretrain" if domain == "main" else f"pretrain_{domain}"
+    spec = language_spec(language)
+    if key not in spec:
+        return  # load_pretraining_corpus names the missing domain
+    paths = [data_dir() / p for p in spec[key]["paths"]]
+    for path in paths:
+        if any(line.strip() for _, line in _lines(path)):
+            return
+    raise _empty_corpus(language, key, paths)
+
+
+def _empty_corpus(language: str, key: str, paths: list[Path]) -> DataFormatError:
+    shown = paths[0] if len(paths) == 1 else ", ".join(map(str, paths))
+    return DataFormatError(shown, None, f"at least one sentence in the {language}.{key} corpus (one sentence "
+                                        "per line)", "only blank lines" if any(p.stat().st_size for p in paths)
+                                        else "an empty file")
 
 
 def _split_entry(task: str, language: str, split: str) -> dict[str, Any]:

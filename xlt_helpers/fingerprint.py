@@ -21,8 +21,8 @@ from .grid.kinds import KINDS
 PACKAGE = Path(__file__).resolve().parent
 
 # Modules that cannot change a result: where files live, how they are written, how steps are run and shown.
-NEUTRAL = frozenset({"__init__", "__main__", "config", "storage", "errors", "run_config", "fingerprint", "stats",
-                     "progress", "compute", "syntax.__init__", "syntax.__main__", "syntax.stats"})
+NEUTRAL = frozenset({"__init__", "__main__", "config", "storage", "errors", "strict_yaml", "run_config", "fingerprint",
+                     "stats", "progress", "compute", "syntax.__init__", "syntax.__main__", "syntax.stats"})
 # Wings whose every module is neutral: the grid runs steps, the report reads their results.
 NEUTRAL_WINGS = ("grid", "report")
 # What each step kind computes with (besides ``experiment``, the step functions, which every kind runs) and
@@ -46,10 +46,13 @@ def files_fingerprint(paths: Iterable[Path], salt: object = None) -> str:
 
 
 def content_digest(path: Path) -> str:
-    """The SHA-1 of a file's bytes, remembered (in memory and in the cache folder) per path, size and
-    modification time, so a multi-GB corpus is read once per copy, not once per plan."""
+    """The SHA-1 of a file's bytes, remembered (in memory and in the cache folder) per path, size,
+    modification time, inode and inode change time, so a multi-GB corpus is read once per copy, not once
+    per plan. The change time (ctime) is the one the file system sets itself on every write and that no
+    tool can set back: an in-place edit whose modification time was restored (``cp -p``, ``rsync -a``,
+    ``tar x``, ``touch -r``) still changes it, and so is read again."""
     st = path.stat()
-    stamp = [str(path.resolve()), st.st_size, st.st_mtime_ns]
+    stamp = [str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
     key = tuple(stamp)
     if key in _digests:
         return _digests[key]

@@ -25,7 +25,7 @@ from .objectives import align, batch_kinds, dict_mlm, mlm, needs_dictionary, wei
 from .objectives.dictionary import FILE as DICTIONARY_FILE
 from .objectives.dictionary import for_model as model_dictionary
 from .run_config import PretrainConfig, RunConfig, step_key
-from .storage import atomic_write_json, atomic_torch_save
+from .storage import atomic_torch_save, atomic_write_json, safe_torch_load
 from .transformations import N_SPECIAL
 
 
@@ -322,9 +322,11 @@ def _run_id(cfg: RunConfig) -> str:
 
 def _load_checkpoint(path: Path, device: torch.device) -> dict | None:
     """The checkpoint at ``path``; None (and one line naming the file) when it cannot be read, e.g. a file
-    truncated by a full disk: the run then starts over instead of failing on every rerun."""
+    truncated by a full disk, or one that holds anything but tensors and plain values (loaded with
+    ``weights_only``: a crafted file never runs code): the run then starts over instead of failing on
+    every rerun."""
     try:
-        return torch.load(path, map_location=device, weights_only=False)
+        return safe_torch_load(path, map_location=device)
     except Exception as exc:  # noqa: BLE001 - any unreadable file means the same: start over
         print(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}); "
               "set aside as checkpoint.unreadable.pt, pretraining starts from step 0")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import types
 import typing
@@ -232,6 +233,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {},
 }
 
+MAX_SEED = 2**32 - 1  # the widest seed range every generator we seed accepts (numpy's legacy one)
+MIN_MAX_LEN = 6      # finetune.max_len that holds <s> a </s></s> b </s>: one sub-word of each text of a pair
+
 # Fields a grid sets through its own keys, never through `overrides`.
 GRID_SET = {"data.language": "languages", "data.transformation": "transformations",
             "data.second_language": "pairs", "pretrain.seed": "seeds", "finetune.seed": "finetune_seeds"}
@@ -311,6 +315,21 @@ def _coerce(value: Any, hint: Any) -> Any:
     return float(value) if hint is float else value
 
 
+def _finite(value: Any) -> bool:
+    """No infinity or NaN in a float (or a tuple of them): YAML's .inf and .nan, JSON's Infinity and NaN."""
+    return all(math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,)) if isinstance(v, float))
+
+
+def _canonical_transformation(spec: str) -> str:
+    """``transformations.canonical_spec``: one spelling, one model; a bad spec is left for ``_validate``."""
+    from .transformations import canonical_spec
+
+    try:
+        return canonical_spec(spec)
+    except ValueError:
+        return spec
+
+
 def _build(preset: str, groups: Mapping[str, Mapping[str, Any]], where: str) -> RunConfig:
     """Type-check every field, then build and validate the config (no `auto` is filled here)."""
     built = {}
@@ -324,6 +343,10 @@ def _build(preset: str, groups: Mapping[str, Mapping[str, Any]], where: str) -> 
             if not _type_ok(v, hint):
                 raise ConfigError(f"{where}: {g}.{f.name} must be {_type_name(hint)}, found {v!r}")
             v = _coerce(v, hint)
+            if not _finite(v):
+                raise ConfigError(f"{where}: {g}.{f.name} = {v!r}: expected a finite number")
+            if g == "data" and f.name == "transformation" and v is not None:
+                v = _canonical_transformation(v)
             choices = f.metadata.get("choices")
             if choices is not None:
                 bad = [x for x in (v if isinstance(v, tuple) else (v,)) if x not in choices]
@@ -352,6 +375,13 @@ def _validate(cfg: RunConfig, where: str) -> None:
                  "pretrain.batch_size", "pretrain.grad_accum", "pretrain.seq_len", "pretrain.checkpoint_every",
                  "finetune.batch_size", "finetune.max_len", "finetune.eval_batch_size", "data.parser_iterations"):
         need(get(name) > 0, name, "a positive integer")
+    for name in ("pretrain.seed", "finetune.seed"):  # numpy, torch and the per-sentence seeds take all of these
+        need(get(name) is None or 0 <= get(name) <= MAX_SEED, name,
+             f"{'null or ' if name == 'finetune.seed' else ''}a whole number from 0 to {MAX_SEED} (2**32 - 1)")
+    need(ft.max_len >= MIN_MAX_LEN, "finetune.max_len",
+         f"at least {MIN_MAX_LEN}: room for one sub-word of each text of an example, <s> a </s></s> b </s> "
+         "(xnli, qa; <s> x </s> for pos and ner)")
+    need(p.seq_len >= 2, "pretrain.seq_len", "at least 2: a block is <s> and at least one token")
     for name in ("data.pretrain_sentences", "data.parser_sentences", "finetune.train_examples",
                  "finetune.test_examples"):
         need(get(name) is None or get(name) > 0, name, "a positive integer or null (all)")
@@ -386,7 +416,7 @@ def _validate(cfg: RunConfig, where: str) -> None:
     need(ev.retrieval_layer is None or 0 <= ev.retrieval_layer <= m.layers, "evaluate.retrieval_layer",
          f"null or a layer in 0..{m.layers} (0: embeddings)")
     from .data import languages
-    from .transformations import parse_spec
+    from .transformations import parse_spec, recipes
 
     for name in ("data.language", "data.second_language"):
         lang = getattr(d, name.split(".")[1])
@@ -396,6 +426,7 @@ def _validate(cfg: RunConfig, where: str) -> None:
     if d.transformation is not None:
         try:
             parse_spec(d.transformation)
+            recipes(d.transformation)  # the steps' own arguments (translit0.5, syntax:fr@N~hi@V)
         except ValueError as exc:
             raise ConfigError(f"{where}: data.transformation = {d.transformation!r}: {exc}") from None
     _validate_objectives(cfg, where)

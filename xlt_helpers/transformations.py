@@ -313,6 +313,9 @@ def _transliteration(name: str) -> Recipe:
         fraction = float(rest) if rest else 1.0
     except ValueError:
         raise ValueError(f"bad transliteration {name!r}: use 'translit' or e.g. 'translit0.5'") from None
+    if not 0.0 <= fraction <= 1.0:  # NaN too: known from the name, before any vocabulary exists
+        raise ValueError(f"bad transliteration {name!r}: expected a share of the vocabulary in [0, 1], e.g. "
+                         "'translit0.5'")
     return Recipe(Traits(id_map=True, corpus_level=True), lambda V, seed, shift: Step(
         name, table=transliteration_table(V, fraction, seed, shift)))
 
@@ -354,6 +357,28 @@ def parse_spec(spec: str) -> list[str]:
         if _parser_for(n) is None:
             raise ValueError(f"unknown transformation {n!r} in {spec!r}; known: {sorted(_REGISTRY)}")
     return names
+
+
+def canonical_spec(spec: str) -> str:
+    """The one spelling of a derived language, so that two spellings of it name one model: steps without
+    spaces, ``translit1.0`` as ``translit`` and fractions as Python writes them (``translit.50`` ->
+    ``translit0.5``), ``syntax:fr@V~fr@N`` as ``syntax:fr`` and mixed targets nouns first. The order of
+    the steps is kept (it is part of the language). ``ValueError`` for what ``parse_spec`` refuses."""
+    out = []
+    for name in parse_spec(spec):
+        base, colon, target = name.partition(":")
+        if base.startswith("translit") and not colon:
+            rest = base[len("translit"):].strip()
+            fraction = float(rest) if rest else 1.0  # a bad number: DerivedLanguage says so
+            name = "translit" if fraction == 1.0 else f"translit{fraction!r}"
+        elif base == "syntax" and "@" in target:
+            chosen = dict(reversed(part.strip().split("@", 1)) for part in target.split("~") if "@" in part)
+            if chosen.get("N") and chosen.get("N") == chosen.get("V"):
+                name = f"syntax:{chosen['N']}"
+            elif set(chosen) <= {"N", "V"} and len(chosen) == target.count("@"):
+                name = "syntax:" + "~".join(f"{chosen[c]}@{c}" for c in ("N", "V") if c in chosen)
+        out.append(name)
+    return "+".join(out)
 
 
 def _parser_for(name: str) -> Parser | None:
