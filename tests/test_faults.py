@@ -19,6 +19,7 @@ from xlt_helpers.config import data_dir
 from xlt_helpers.data import load_task
 from xlt_helpers.errors import DataFormatError
 from xlt_helpers.grid.execute import run_one
+from xlt_helpers.grid.keys import model_dir
 from xlt_helpers.grid.notebooks import KERNEL_ARGS, kernel_manager_class
 from xlt_helpers.grid.plan import expand
 from xlt_helpers.grid.run import to_run
@@ -141,6 +142,12 @@ def _grid(tmp_path, monkeypatch, text=GRID):
 
 
 def _fake_results(step):
+    """A finished step's files: results.json, and the model folder of the kinds whose dependants read one."""
+    from xlt_helpers.grid.kinds import KINDS
+
+    for name in KINDS[step.kind].outputs:
+        (step.out_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (step.out_dir / name).write_text("{}")
     atomic_write_json({"code_fingerprint": step.code,
                        "rows": [{"language": "en", "transformation": step.cfg.data.transformation or "mono",
                                  "task": step.params.get("task", "pretrain"), "setting": "BZ",
@@ -466,7 +473,7 @@ def test_a_block_without_a_token_is_refused():
 def test_two_spellings_of_a_transformation_are_one_model(spelling, canonical):
     a = resolve("test", {"data.transformation": spelling})
     b = resolve("test", {"data.transformation": canonical})
-    assert a.data.transformation == canonical and runner.model_dir(a) == runner.model_dir(b)
+    assert a.data.transformation == canonical and model_dir(a) == model_dir(b)
 
 
 def test_a_duplicate_key_in_the_registry_is_refused_with_its_line(tmp_path, monkeypatch):
@@ -577,6 +584,7 @@ def test_a_crafted_checkpoint_is_never_unpickled(tmp_path, capsys):
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_a_real_checkpoint_loads_without_pickled_objects(full_run):
     from xlt_helpers.storage import safe_torch_load
 
@@ -608,6 +616,7 @@ def test_concurrent_writers_of_one_file_each_leave_a_complete_file(tmp_path):
 
 # ---- the command line: one line, no traceback ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly():
     """``status grid.yaml | head -1``: the reader is gone before the output ends; no traceback, exit 0."""
     read, write = os.pipe()
@@ -616,4 +625,373 @@ def test_a_closed_pipe_ends_quietly():
     os.close(write)
     os.close(read)  # the reader leaves before the first byte
     _, err = proc.communicate(timeout=60)
+    assert err == "" and proc.returncode == 0
+
+
+# ---- issue 29: grids refused before any step runs -----------------------------------------------------
+
+def _write_grid(tmp_path, text, name="g.yaml"):
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _refused(path) -> str:
+    with pytest.raises(ValueError) as err:
+        load_grid(path)
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+NAME_RULE = ("expected a plain folder name of letters, digits, spaces and _ . + = @ ~ - (not starting with . or -; "
+             "the report goes to <runs>/reports/<name>)")
+
+
+@pytest.mark.parametrize("name", ["/tmp/elsewhere", "../../escape", "a/b", "''", "..", ".", ".hidden", "a\\\\b",
+                                  "-rf"])
+def test_a_grid_name_that_is_a_path_is_refused(tmp_path, name):
+    path = _write_grid(tmp_path, GRID + f"name: {name}\n")
+    import yaml
+
+    assert _refused(path) == f"{path}: name {yaml.safe_load('x: ' + name)['x']!r}: {NAME_RULE}"
+
+
+def test_report_with_a_path_as_name_writes_nothing_outside_the_runs_folder(tmp_path, monkeypatch, capsys):
+    runs, outside = tmp_path / "runs", tmp_path / "outside"
+    monkeypatch.setenv("XLT_RUNS_DIR", str(runs))
+    path = _write_grid(tmp_path, GRID + f"name: {outside}\n")
+    assert cli.main(["report", str(path)]) == 2
+    assert capsys.readouterr().err == f"error: {path}: name {str(outside)!r}: {NAME_RULE}\n"
+    assert not outside.exists() and not (runs / "reports").exists()
+
+
+def test_a_grid_name_too_long_for_the_file_system_is_refused(tmp_path):
+    path = _write_grid(tmp_path, GRID + f"name: {'x' * 300}\n")
+    assert _refused(path) == (f"{path}: name is 300 bytes long: expected at most 255 (the file system's longest "
+                              "file name)")
+
+
+def test_a_folder_name_too_long_for_the_file_system_is_refused_before_a_step(tmp_path, monkeypatch):
+    from xlt_helpers.config import runs_dir
+    from xlt_helpers.grid.plan import plan
+    from xlt_helpers.grid.preflight import check_before_run
+
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    long = "+".join(["inv"] * 40)  # folder inv_then_inv_then_...: 40 x 3 + 39 x 6 = 354 bytes
+    path = _write_grid(tmp_path, GRID.replace("[inv]", f"['{long}']"))
+    grid = load_grid(path)
+    with pytest.raises(ValueError) as err:
+        check_before_run(grid, plan(grid)[0], runs_dir())
+    assert str(err.value).startswith(f"{path}: the folder name 'inv_then_inv_then_") and \
+        str(err.value).endswith("is 354 bytes long: expected at most 255 (shorten the name, transformation or "
+                                "variant it is made of)")
+
+
+def test_two_grids_of_one_name_do_not_share_a_report_folder(tmp_path, monkeypatch, capsys):
+    """``a/default.yaml`` and ``b/default.yaml``: the second may not replace the first's report."""
+    from xlt_helpers.config import runs_dir
+    from xlt_helpers.grid import preflight
+
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    first = _write_grid(tmp_path, GRID, "a/default.yaml")
+    second = _write_grid(tmp_path, GRID.replace("[pos]", "[ner]"), "b/default.yaml")
+    folder = preflight.report_dir(runs_dir(), "default", first, claim=True)
+    assert json.loads((folder / "grid_file.json").read_text())["grid_file"] == str(first.resolve())
+    expected = (f"{second}: name 'default': the report folder {folder} holds the report of another grid file, "
+                f"{first.resolve()}: expected a `name:` of its own in this grid (or remove {folder / 'grid_file.json'})")
+    for command in ("report", "run"):
+        assert cli.main([command, str(second)]) == 2
+        assert capsys.readouterr().err == f"error: {expected}\n"
+    assert not (folder / "results.csv").exists()
+    moved = _write_grid(tmp_path, first.read_text(), "c/default.yaml")  # the same grid elsewhere: a new clone
+    assert preflight.report_dir(runs_dir(), "default", moved, claim=False) == folder
+    renamed = _write_grid(tmp_path, second.read_text() + "name: default_ner\n", "b/default.yaml")
+    assert preflight.report_dir(runs_dir(), load_grid(renamed).name, renamed, claim=False).name == "default_ner"
+
+
+def test_a_duplicate_key_in_a_grid_is_refused_with_its_line(tmp_path):
+    path = _write_grid(tmp_path, GRID + "overrides: {pretrain.steps: 3}\noverrides: {pretrain.lr: 0.1}\n")
+    assert _refused(path) == f"{path}:7: not valid YAML (key 'overrides' given twice (first on line 6))"
+    nested = _write_grid(tmp_path, GRID + "overrides:\n  pretrain.steps: 3\n  pretrain.steps: 4\n", "n.yaml")
+    assert _refused(nested) == f"{nested}:8: not valid YAML (key 'pretrain.steps' given twice (first on line 7))"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("tasks: [pos]", "tasks: []"), "tasks is empty: expected at least one task (the grid would run nothing)"),
+    (("languages: [en]", "languages: []"), "no model to train: expected languages and transformations both "
+                                           "non-empty, or pairs (the grid would run nothing)"),
+    (("transformations: [inv]", "transformations: []"), "no model to train: expected languages and "
+                                                        "transformations both non-empty, or pairs (the grid would "
+                                                        "run nothing)"),
+    (("tasks: [pos]", "tasks: [pos, ner, pos]"), "tasks lists 'pos' twice: expected each once"),
+    (("languages: [en]", "languages: [en, en]"), "languages lists 'en' twice: expected each once"),
+    (("transformations: [inv]", "transformations: [translit1.0, inv, translit]"),
+     "transformations: 'translit1.0' and 'translit' are one derived language (translit): expected each once"),
+    (("transformations: [inv]", "transformations: ['translit + inv', translit+inv]"),
+     "transformations: 'translit + inv' and 'translit+inv' are one derived language (translit+inv): expected "
+     "each once"),
+    (("alignment: false", "alignment: false\nseeds: [0, 9223372036854775808]"),
+     "seeds: 9223372036854775808: expected whole numbers from 0 to 4294967295 (2**32 - 1)"),
+    (("alignment: false", "alignment: false\nfinetune_seeds: [4294967296]"),
+     "finetune_seeds: 4294967296: expected whole numbers from 0 to 4294967295 (2**32 - 1)"),
+    (("alignment: false", "alignment: false\nseeds: [1, 1]"), "seeds lists '1' twice: expected each once"),
+])
+def test_grid_axes_that_plan_nothing_or_twice_are_refused(tmp_path, edit, message):
+    path = _write_grid(tmp_path, GRID.replace(*edit))
+    assert _refused(path) == f"{path}: {message}"
+
+
+def test_an_empty_grid_exits_non_zero_without_running(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    path = _write_grid(tmp_path, GRID.replace("languages: [en]", "languages: []"))
+    assert cli.main(["run", str(path)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {path}: no model to train")
+    assert not (tmp_path / "runs" / "test").exists()
+
+
+def test_a_transformation_is_planned_in_its_one_spelling(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    odd = load_grid(_write_grid(tmp_path, GRID.replace("[inv]", "['translit1.0 + inv']")))
+    plain = load_grid(_write_grid(tmp_path, GRID.replace("[inv]", "[translit+inv]"), "p.yaml"))
+    assert odd.transformations == ["translit+inv"]
+    assert [s.out_dir for s in expand(odd)] == [s.out_dir for s in expand(plain)]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("pretrain.lr: .inf", "pretrain.lr = inf: expected a finite number"),
+    ("finetune.epochs: .inf", "finetune.epochs = inf: expected a finite number"),
+    ("pretrain.mask_prob: .nan", "pretrain.mask_prob = nan: expected a finite number"),
+    ("finetune.max_len: 2", "finetune.max_len = 2: expected at least 6: room for one sub-word of each text of an "
+                            "example, <s> a </s></s> b </s> (xnli, qa; <s> x </s> for pos and ner)"),
+    ("pretrain.seed: 1", "pretrain.seed is set by the grid's `seeds` key, not here"),
+])
+def test_grid_overrides_that_cannot_run_are_refused_up_front(tmp_path, override, message):
+    path = _write_grid(tmp_path, GRID + f"overrides: {{{override}}}\n")
+    assert _refused(path) == f"{path}: overrides: {message}"
+
+
+def test_transliterating_nothing_skips_alignment_and_refuses_align(tmp_path, monkeypatch):
+    from xlt_helpers.grid.plan import plan
+
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    grid = load_grid(_write_grid(tmp_path, GRID.replace("[inv]", "[translit0.0, translit0.5]")
+                                 .replace("alignment: false", "alignment: true")))
+    steps, skips = plan(grid)
+    assert [s.cfg.data.transformation for s in steps if s.kind == "alignment"] == ["translit0.5"]
+    assert [(sk.cell, sk.reason) for sk in skips] == [("en x translit0.0 x alignment", "it moves no token to a twin "
+                                                       "(a transliterated share of 0): no pair to align")]
+    with pytest.raises(ValueError, match=r"align needs a dictionary"):
+        resolve("test", {"data.transformation": "translit0.0", "pretrain.objectives": ["mlm", "align"]})
+
+
+@pytest.mark.parametrize("spec", ["translit2", "translit-0.5", "translitnan"])
+def test_a_transliterated_share_outside_0_1_is_refused_by_name(tmp_path, spec):
+    path = _write_grid(tmp_path, GRID.replace("[inv]", f"[{spec}]"))
+    assert _refused(path) == (f"{path}: transformations: {spec!r}: bad transliteration {spec!r}: expected a share of "
+                              "the vocabulary in [0, 1], e.g. 'translit0.5'")
+
+
+def test_an_empty_pretraining_corpus_stops_run_before_any_step(data_with_empty, tmp_path, monkeypatch, capsys):
+    from xlt_helpers import data
+
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    paths = [data_with_empty(rel) for rel in data.language_spec("fr")["pretrain"]["paths"]]
+    ran = []
+    monkeypatch.setattr("xlt_helpers.grid.execute.execute_step", lambda s, log=print: ran.append(s) or True)
+    path = _write_grid(tmp_path, GRID.replace("[en]", "[fr]"))
+    assert cli.main(["run", str(path)]) == 2
+    assert capsys.readouterr().err == (f"error: {path}: {', '.join(map(str, paths))}: expected at least one sentence "
+                                       "in the fr.pretrain corpus (one sentence per line), found 'an empty file'\n")
+    assert not ran
+
+
+def test_a_batch_no_memory_holds_stops_run_before_any_step(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    ran = []
+    monkeypatch.setattr("xlt_helpers.grid.execute.execute_step", lambda s, log=print: ran.append(s) or True)
+    path = _write_grid(tmp_path, GRID + "overrides: {pretrain.batch_size: 1000000000, pretrain.device: cpu}\n")
+    assert cli.main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: pretrain.batch_size = 1000000000: one training batch") and \
+        err.endswith("GiB: expected a smaller batch\n") and err.count("\n") == 1 and not ran
+
+
+def test_a_directory_given_as_the_grid_is_one_line(tmp_path, capsys):
+    assert cli.main(["status", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}: expected a grid YAML file, found a directory\n"
+
+
+def test_a_grid_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    path = tmp_path / "g.yaml"
+    path.write_bytes(GRID.encode() + b"description: caf\xe9\n")
+    assert cli.main(["status", str(path)]) == 2
+    assert capsys.readouterr().err == f"error: {path}: expected UTF-8 text, found byte 0xe9 at offset {len(GRID) + 16}\n"
+
+
+def _unwritable_folder(tmp_path) -> Path:
+    """A folder this process cannot create files in (as root, chmod does not stop it: a /sys folder does)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "readonly"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    folder = Path("/sys/fs")
+    try:
+        (folder / f"probe{os.getpid()}").touch()
+    except OSError:
+        return folder
+    pytest.skip("no folder here refuses new files")
+
+
+def test_a_read_only_runs_folder_stops_run_before_any_step(tmp_path, monkeypatch, capsys):
+    runs = _unwritable_folder(tmp_path)
+    monkeypatch.setenv("XLT_RUNS_DIR", str(runs))
+    path = _write_grid(tmp_path, GRID)
+    assert cli.main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: runs folder {runs} is not writable (") and err.endswith(
+        "): expected a folder this user can write (set XLT_RUNS_DIR to one)\n")
+
+
+def test_a_runs_folder_that_cannot_be_made_is_one_line(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("XLT_RUNS_DIR", str(blocker / "runs"))
+    assert cli.main(["status", str(_write_grid(tmp_path, GRID))]) == 2
+    assert capsys.readouterr().err == f"error: {blocker / 'runs'}: Not a directory\n"
+
+
+# ---- issue 29: nothing wrong recorded as done; failures in one line ---------------------------------------
+
+def test_a_pretraining_without_its_model_folder_is_not_done(tmp_path, monkeypatch):
+    import shutil
+
+    _, steps = _grid(tmp_path, monkeypatch)
+    pre = next(s for s in steps if s.kind == "pretrain")
+    pre.out_dir.mkdir(parents=True)
+    _fake_results(pre)
+    assert pre.state() == "done"
+    shutil.rmtree(pre.out_dir / "model")
+    assert pre.state() == (f"failed: {pre.out_dir / 'model' / 'config.json'} is missing: expected it beside "
+                           "results.json (the steps after it read it)")
+    assert pre in to_run(steps, log=lambda *a: None)
+
+
+def test_a_monolingual_fine_tuning_without_its_model_is_not_done(tmp_path, monkeypatch):
+    _, steps = _grid(tmp_path, monkeypatch)
+    mono = next(s for s in steps if s.kind == "finetune_mono")
+    mono.out_dir.mkdir(parents=True)
+    _fake_results(mono)
+    (mono.out_dir / "model" / "model.safetensors").unlink()
+    assert mono.state().startswith(f"failed: {mono.out_dir / 'model' / 'model.safetensors'} is missing")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), None])
+def test_a_result_that_is_not_a_number_is_not_done(tmp_path, monkeypatch, value):
+    _, steps = _grid(tmp_path, monkeypatch)
+    step = next(s for s in steps if s.kind == "transfer")
+    step.out_dir.mkdir(parents=True)
+    _fake_results(step)
+    saved = json.loads(step.results.read_text())
+    saved["rows"][0]["value"] = value
+    step.results.write_text(json.dumps(saved))
+    assert step.state() == (f"failed: {step.results}: accuracy (BZ) is {value!r}: expected a finite number (NaN: "
+                            "nothing was scored, e.g. a test set or finetune.max_len too small)")
+
+
+def _cell_error(ename="ValueError", evalue="finetune.max_len too small\nsecond line"):
+    from papermill.exceptions import PapermillExecutionError
+
+    return PapermillExecutionError(3, 3, "run()", ename, evalue,
+                                   ["\x1b[0;31m---------\x1b[0m", "\x1b[0;31mValueError\x1b[0m: finetune.max_len"])
+
+
+def test_a_failed_cell_is_recorded_as_its_own_exception(tmp_path, monkeypatch, capsys):
+    path, steps = _grid(tmp_path, monkeypatch)
+    step = steps[0]
+
+    def failing(notebook, output, parameters):
+        raise _cell_error()
+    monkeypatch.setattr("xlt_helpers.grid.execute.execute_notebook", failing)
+    from xlt_helpers.grid.execute import execute_step
+
+    lines = []
+    assert execute_step(step, lines.append) is False
+    recorded = json.loads(step.error.read_text())
+    assert recorded["error"] == "ValueError: finetune.max_len too small\nsecond line" and recorded["where"] == "In [3]"
+    assert "\x1b" not in recorded["traceback"] and "ValueError: finetune.max_len" in recorded["traceback"]
+    assert lines == [f"  FAILED {step.name}: ValueError: finetune.max_len too small second line"]
+    assert step.state() == "failed: ValueError: finetune.max_len too small second line"
+
+
+def test_an_error_recorded_with_papermills_banner_shows_the_exception(tmp_path, monkeypatch):
+    _, steps = _grid(tmp_path, monkeypatch)
+    step = steps[0]
+    step.out_dir.mkdir(parents=True)
+    atomic_write_json({"error": f"PapermillExecutionError: {_cell_error(evalue='boom')}"}, step.error)
+    assert step.state() == "failed: ValueError: finetune.max_len"
+
+
+def test_run_names_the_real_exception_of_the_first_failed_step(tmp_path, monkeypatch, capsys):
+    path, steps = _grid(tmp_path, monkeypatch)
+
+    def notebook(name, output, parameters):
+        raise _cell_error("FloatingPointError", "pretraining diverged: loss nan")
+    monkeypatch.setattr("xlt_helpers.grid.execute.execute_notebook", notebook)
+    monkeypatch.setattr("xlt_helpers.grid.run.aggregate", lambda *a, **k: tmp_path)
+    assert cli.main(["run", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and \
+        ": FloatingPointError: pretraining diverged: loss nan (python -m xlt_helpers status" in err[0]
+    assert "PapermillExecutionError" not in err[0] and "----" not in err[0]
+
+
+def test_concurrent_reports_each_write_a_whole_report(tmp_path, monkeypatch):
+    """Three ``report``s of one grid at once (the issue's case): none fails, no temporary file is left."""
+    from xlt_helpers.grid import aggregate as agg
+    from xlt_helpers.grid.plan import plan
+
+    path, _ = _grid(tmp_path, monkeypatch)
+    grid = load_grid(path)
+    steps, skips = plan(grid)
+    for s in steps:
+        s.out_dir.mkdir(parents=True, exist_ok=True)
+        _fake_results(s)
+
+    def fake_render(report_dir, title, log=print):  # the notebook's cost, without a kernel
+        time.sleep(0.3)
+        from xlt_helpers.storage import atomic_write_text
+        atomic_write_text(f"<html>{title}</html>", report_dir / "report.html")
+    monkeypatch.setattr(agg, "render_report", fake_render)
+    errors, lines = [], []
+
+    def report():
+        try:
+            agg.aggregate(grid, steps, lines.append, skips)
+        except Exception as exc:  # noqa: BLE001 - the test counts them
+            errors.append(exc)
+    threads = [threading.Thread(target=report) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    folder = tmp_path / "runs" / "reports" / "g"
+    assert errors == [] and sum("another report of this grid is being written" in ln for ln in lines) >= 1
+    assert sorted(p.name for p in folder.iterdir()) == [".lock", "configs.csv", "failures.json", "grid_file.json",
+                                                        "intervals.csv", "report.html", "results.csv",
+                                                        "skipped.json", "summary.csv"]
+    assert len((folder / "results.csv").read_text().splitlines()) == len(steps) + 1
+
+
+@pytest.mark.slow
+def test_status_into_a_closed_pipe_ends_quietly(tmp_path):
+    path = _write_grid(tmp_path, GRID)
+    read, write = os.pipe()
+    env = {**os.environ, "XLT_RUNS_DIR": str(tmp_path / "runs")}
+    proc = subprocess.Popen([sys.executable, "-m", "xlt_helpers", "status", str(path)], stdout=write,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    os.close(write)
+    os.close(read)
+    _, err = proc.communicate(timeout=120)
     assert err == "" and proc.returncode == 0

@@ -9,6 +9,7 @@ from xlt_helpers.config import REPO_ROOT
 from xlt_helpers.run_config import (GROUPS, PRESETS, ConfigError, field_names, from_dict, load, resolve,
                                     step_key)
 from xlt_helpers.grid.keys import model_dir, step_dir
+from xlt_helpers.grid.kinds import KINDS
 from xlt_helpers.grid.plan import expand
 from xlt_helpers.grid.run import status, to_run
 from xlt_helpers.grid.spec import load_grid
@@ -128,6 +129,9 @@ def _fake_done(step, code=None):
            "value": 0.5, "seed": 0, "scale": "test"}  # a results.json without rows is not done
     atomic_write_json({"rows": [row], "config": step.cfg.to_dict(), "code_fingerprint": code or step.code},
                       step.results)
+    for name in KINDS[step.kind].outputs:  # the model folder its dependants read: part of being done
+        (step.out_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (step.out_dir / name).write_text("{}")
 
 
 def test_a_code_change_marks_exactly_the_affected_steps_stale(tmp_path, monkeypatch):

@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
-    sys.stdout = _ClosedPipeSafe(sys.stdout)
+    stdout = sys.stdout
+    sys.stdout = _ClosedPipeSafe(stdout)
     try:
         return _dispatch(argv[0], argv[1:])
     except (ValueError, FileNotFoundError) as exc:  # bad input: one line, no traceback
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout.flush()  # what is still buffered meets a closed pipe here, not at the interpreter's exit
+        sys.stdout = stdout
 
 
 def os_error_line(exc: OSError) -> str:

@@ -3,7 +3,7 @@
 Every write goes to a temporary file of its own in the target's folder (a name no other process or
 thread uses at the same moment), which then replaces the target in one atomic rename: two writers of
 one file (two ``report`` commands) each leave a complete file, the last rename wins, and a kill leaves
-at most a stray ``.<name>.<pid>.<random>.tmp``. Checkpoints are read with ``weights_only`` loading,
+at most a stray ``.<stem>.<pid>.<random>.tmp<suffix>``. Checkpoints are read with ``weights_only`` loading,
 which builds tensors and plain containers only: a file in a runs folder never runs code.
 """
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any, Callable, Iterator
 
 
 def _tmp(path: Path) -> Path:
-    """A temporary name beside ``path`` that no other writer uses: pid and 64 random bits."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
+    """A temporary name beside ``path`` that no other writer uses (pid and 64 random bits), with ``path``'s
+    suffix, so that a writer that infers the format from the name (pandas, papermill) infers the same."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(8)}.tmp{path.suffix}")
 
 
 @contextlib.contextmanager

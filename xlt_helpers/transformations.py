@@ -238,7 +238,7 @@ class Traits:
     """What a transformation is, known from its name alone (no vocabulary, nothing built): the grid and
     the configuration ask these before any model exists."""
 
-    id_map: bool = False        # maps token ids to a new vocabulary (Transliteration)
+    id_map: bool = False        # maps token ids to a new vocabulary (Transliteration of a share above 0)
     needs_tree: bool = False    # reorders words by their dependency tree (Syntax)
     corpus_level: bool = False  # runs on a whole corpus at once (id maps and sub-word reorderings)
 
@@ -316,7 +316,7 @@ def _transliteration(name: str) -> Recipe:
     if not 0.0 <= fraction <= 1.0:  # NaN too: known from the name, before any vocabulary exists
         raise ValueError(f"bad transliteration {name!r}: expected a share of the vocabulary in [0, 1], e.g. "
                          "'translit0.5'")
-    return Recipe(Traits(id_map=True, corpus_level=True), lambda V, seed, shift: Step(
+    return Recipe(Traits(id_map=fraction > 0, corpus_level=True), lambda V, seed, shift: Step(
         name, table=transliteration_table(V, fraction, seed, shift)))
 
 
@@ -363,7 +363,11 @@ def canonical_spec(spec: str) -> str:
     """The one spelling of a derived language, so that two spellings of it name one model: steps without
     spaces, ``translit1.0`` as ``translit`` and fractions as Python writes them (``translit.50`` ->
     ``translit0.5``), ``syntax:fr@V~fr@N`` as ``syntax:fr`` and mixed targets nouns first. The order of
-    the steps is kept (it is part of the language). ``ValueError`` for what ``parse_spec`` refuses."""
+    the steps is kept (it is part of the language). ``ValueError`` for a spec that is not valid as written
+    (an empty step, a bad argument): it is refused in the user's spelling, never fixed silently."""
+    if any(not part.strip() for part in spec.split("+")):
+        raise ValueError(f"{spec!r} has an empty step")
+    recipes(spec)  # every step's own arguments
     out = []
     for name in parse_spec(spec):
         base, colon, target = name.partition(":")

@@ -2,11 +2,15 @@
 intervals.csv, summary.csv, failures.json, skipped.json), then the aggregate notebook rendered to HTML."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 from pathlib import Path
+from typing import Iterator
 
 from ..config import runs_dir
 from ..labels import DEFAULT_VARIANT
-from ..storage import atomic_write_json
+from ..storage import atomic_path, atomic_write_json, atomic_write_text, atomic_write_with
+from . import preflight
 from .notebooks import execute_notebook
 from .plan import Skip, plan
 from .spec import Grid
@@ -23,14 +27,37 @@ def aggregate(grid: Grid, steps: list[Step], log=print, skips: list[Skip] | None
     """Gather every step's rows into results.csv (with a ``step`` column that joins configs.csv and the
     step's results.json, and the model's ``corpus_setting``), each run's 95% intervals into
     intervals.csv (``report.intervals.run_intervals``) and each cell's, over its seeds, into summary.csv
-    (``report.intervals.summarize``), then render the aggregate notebook to HTML."""
+    (``report.intervals.summarize``), then render the aggregate notebook to HTML. The report folder must belong to
+    this grid file (``preflight.report_dir``); concurrent reports of one grid take turns (``report_lock``)
+    and every file is replaced atomically."""
+    report_dir = preflight.report_dir(runs_dir(), grid.name, grid.path, claim=False)
+    with report_lock(report_dir, log):
+        preflight.report_dir(runs_dir(), grid.name, grid.path, claim=True)
+        _aggregate(grid, steps, report_dir, log, skips)
+    return report_dir
+
+
+@contextlib.contextmanager
+def report_lock(report_dir: Path, log=print) -> Iterator[None]:
+    """Hold ``<report folder>/.lock`` (flock) while the report is written: a second ``report`` (or a ``run``
+    ending) on the same grid waits, then writes a whole report of its own; released however it ends."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    with open(report_dir / ".lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"  wait   {report_dir}: another report of this grid is being written")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def _aggregate(grid: Grid, steps: list[Step], report_dir: Path, log, skips: list[Skip] | None) -> None:
+    """``aggregate``'s work, under the report folder's lock."""
     import pandas as pd
 
     from ..report.intervals import run_intervals, run_samples, summarize
     from ..report.results import RESULT_COLUMNS, TIMING_METRICS, collect
 
-    report_dir = runs_dir() / "reports" / grid.name
-    report_dir.mkdir(parents=True, exist_ok=True)
     rows, failures, intervals, samples = [], [], [], []
     for s in steps:
         step_rows, step_failures = collect([s.out_dir])
@@ -44,27 +71,24 @@ def aggregate(grid: Grid, steps: list[Step], log=print, skips: list[Skip] | None
     df = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     for name, table in (("results.csv", df), ("configs.csv", pd.DataFrame(config_rows(steps))),
                         ("intervals.csv", pd.DataFrame(intervals)), ("summary.csv", summarize(samples))):
-        tmp = report_dir / f".{name}.tmp"
-        table.to_csv(tmp, index=False)
-        tmp.replace(report_dir / name)
+        atomic_write_with(lambda tmp: table.to_csv(tmp, index=False), report_dir / name)
     atomic_write_json(failures, report_dir / "failures.json")
     skips = plan(grid)[1] if skips is None else skips
     atomic_write_json([{"cell": sk.cell, "reason": sk.reason} for sk in skips], report_dir / "skipped.json")
     log(f"aggregate: {len(df)} result rows, {len(failures)} failed steps -> {report_dir / 'results.csv'}")
     render_report(report_dir, grid.name, log)
-    return report_dir
 
 
 def render_report(report_dir: Path, title: str, log=print) -> Path:
     """Execute the aggregate notebook on ``report_dir`` and export it to ``report.html``."""
     from nbconvert import HTMLExporter
 
-    executed = report_dir / "04_aggregate.ipynb"
-    execute_notebook("04_aggregate.ipynb", executed, {"report_dir": str(report_dir), "title": title})
-    exporter = HTMLExporter()
-    exporter.exclude_input = True
-    body, _ = exporter.from_filename(str(executed))
+    with atomic_path(report_dir / "04_aggregate.ipynb") as executed:  # papermill saves it as cells run
+        execute_notebook("04_aggregate.ipynb", executed, {"report_dir": str(report_dir), "title": title})
+        exporter = HTMLExporter()
+        exporter.exclude_input = True
+        body, _ = exporter.from_filename(str(executed))
     html = report_dir / "report.html"
-    html.write_text(body)
+    atomic_write_text(body, html)
     log(f"report: {html}")
     return html

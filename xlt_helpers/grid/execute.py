@@ -31,8 +31,6 @@ def execute_step(step: Step, log=print) -> bool:
         if problem:
             raise RuntimeError(f"notebook finished without a valid results.json: {problem}")
         partial.replace(step.out_dir / step.notebook)
-        log(f"  done   {step.name} ({time.time() - t0:.0f}s)")
-        return True
     except KeyboardInterrupt:
         if not step.done:
             atomic_write_json({"step": step.name, "seconds": time.time() - t0,
@@ -41,15 +39,37 @@ def execute_step(step: Step, log=print) -> bool:
         raise
     except Exception as exc:  # a failing step is recorded, the grid goes on
         step.results.unlink(missing_ok=True)
+        error, where = exception_of(exc)
         atomic_write_json({"step": step.name, "kind": step.kind, "params": step.params, "config": step.cfg.to_dict(),
-                           "error": f"{type(exc).__name__}: {str(exc)[-2000:]}",
-                           "traceback": traceback.format_exc()[-4000:], "seconds": time.time() - t0},
-                          step.error)
-        log(f"  FAILED {step.name}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}")
+                           "error": error, "where": where, "traceback": where_traceback(exc)[-4000:],
+                           "seconds": time.time() - t0}, step.error)
+        log(f"  FAILED {step.name}: {' '.join(error.split())[:400]}")
         return False
     finally:
         undo_env()
         step.progress.unlink(missing_ok=True)
+    log(f"  done   {step.name} ({time.time() - t0:.0f}s)")  # outside the try: a log that fails cannot fail the step
+    return True
+
+
+def exception_of(exc: BaseException) -> tuple[str, str | None]:
+    """(``"ValueError: message"``, where) of a failed step: for a notebook cell's exception the cell's own
+    exception (papermill's ``ename`` and ``evalue``) and ``In [n]``, not papermill's banner; else the
+    exception itself."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        return f"{exc.ename}: {str(exc.evalue)[-2000:]}", f"In [{exc.exec_count}]"
+    return f"{type(exc).__name__}: {str(exc)[-2000:]}", None
+
+
+def where_traceback(exc: BaseException) -> str:
+    """The traceback worth keeping: the notebook cell's (colour codes removed) or the runner's own."""
+    from papermill.exceptions import PapermillExecutionError, strip_color
+
+    if isinstance(exc, PapermillExecutionError):
+        return strip_color("\n".join(exc.traceback))
+    return traceback.format_exc()
 
 
 @contextlib.contextmanager

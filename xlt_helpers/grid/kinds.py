@@ -24,13 +24,18 @@ class StepKind:
     torchrun: bool = False        # it can train under torchrun, several processes (``ray_executor``)
     progress_parameter: bool = False  # its notebook takes `progress` (the runner turns the tqdm bar off)
     task_parameter: bool = False  # its notebook takes `task` (one notebook serves every fine-tuned task)
+    outputs: tuple[str, ...] = () # files beside results.json that its dependants read: without one it is not done
+
+
+MODEL_FILES = ("model/config.json", "model/model.safetensors", "model/tokenizer.json", "model/xlt_meta.json")
 
 
 KINDS: dict[str, StepKind] = {k.name: k for k in (
     StepKind("pretrain", "01_pretrain.ipynb", "pretrain", (), False, "pretrain", 1.0, ("pretrain",), (),
-             torchrun=True, progress_parameter=True),
+             torchrun=True, progress_parameter=True, outputs=MODEL_FILES),
     StepKind("finetune_mono", "02_finetune_evaluate.ipynb", "finetune_", ("finetune",), True, "finetune", 0.25,
-             ("finetune", "encoding", "tasks", "metrics", "trees"), ("pretrain",), task_parameter=True),
+             ("finetune", "encoding", "tasks", "metrics", "trees"), ("pretrain",), task_parameter=True,
+             outputs=MODEL_FILES),
     StepKind("transfer", "02_finetune_evaluate.ipynb", "transfer_", ("finetune",), True, "finetune", 0.25,
              ("finetune", "encoding", "tasks", "metrics", "trees"), ("pretrain", "finetune_mono"),
              task_parameter=True),

@@ -107,6 +107,9 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
                         pretrained=str(pre.out_dir / "model"), mono_task_dir=str(mono_tasks[task].out_dir))
                 if grid.alignment and traits(tr).id_map:
                     add("alignment", cfg, None, (pre,), pretrained=str(pre.out_dir / "model"))
+                elif grid.alignment and any(part.strip().startswith("translit") for part in tr.split("+")):
+                    skip(f"{lang} x {tr} x alignment", "it moves no token to a twin (a transliterated share of 0): "
+                                                       "no pair to align")
 
     for pair in grid.pairs:
         first, second = parse_pair(pair, grid.path)

@@ -13,9 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..config import runs_dir
 from .aggregate import aggregate
 from .local_executor import run_steps
 from .plan import Skip, plan
+from .preflight import check_before_run
 from .spec import Grid, load_grid
 from .step import Step
 
@@ -57,6 +59,7 @@ def run_plan(grid: Grid, steps: list[Step], skips: list[Skip], log=print, rerun_
         raise ValueError(f"unknown executor {executor!r}: expected local or ray")
     if executor == "local" and ray_options:
         raise ValueError(f"{', '.join(sorted(ray_options))}: only with executor ray")
+    check_before_run(grid, steps, runs_dir())  # what would fail only after steps ran: refused now
     todo = to_run(steps, rerun_stale, log)
     log(f"grid {grid.name}: {len(steps)} steps, {len(steps) - len(todo)} already done, {len(skips)} cells skipped")
     for sk in skips:

@@ -16,8 +16,10 @@ from typing import Any
 
 import yaml
 
+from .. import strict_yaml
 from ..labels import DEFAULT_VARIANT
 from ..run_config import GRID_SET, ConfigError, RunConfig, _closest, flatten_overrides, resolve, step_key
+from .preflight import canonical_transformations, check_axes, check_name
 
 
 GRID_KEYS = {"name", "scale", "seeds", "finetune_seeds", "corpus_settings", "languages", "transformations", "tasks",
@@ -62,12 +64,16 @@ def load_grid(path: str | Path) -> Grid:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"grid file {path} does not exist")
+    if not path.is_file():
+        raise ConfigError(f"{path}: expected a grid YAML file, found a {'directory' if path.is_dir() else 'special file'}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = strict_yaml.load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: expected UTF-8 text, found byte {exc.object[exc.start]:#04x} at offset "
+                          f"{exc.start}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML "
-                          f"({getattr(exc, 'problem', None) or exc})") from None
+        line, problem = strict_yaml.error_line(exc)
+        raise ConfigError(f"{path}{f':{line}' if line else ''}: not valid YAML ({problem})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of grid keys, found {type(raw).__name__}")
     if "options" in raw:
@@ -86,13 +92,13 @@ def load_grid(path: str | Path) -> Grid:
     for key in ("seeds", "finetune_seeds", "corpus_settings"):
         if key in raw and not raw[key]:
             raise ConfigError(f"{path}: {key} must not be empty (leave the key out for the default)")
-    for key in ("seeds", "finetune_seeds"):
-        if any(v < 0 for v in raw.get(key, [])):
-            raise ConfigError(f"{path}: {key} must be non-negative integers, found {raw[key]!r}")
     for key, kind in (("alignment", bool), ("name", str), ("description", str), ("scale", str)):
         if key in raw and not isinstance(raw[key], kind):
             raise ConfigError(f"{path}: {key} must be a {kind.__name__}, found {raw[key]!r}")
+    check_axes(raw, str(path))
     raw.setdefault("name", path.stem)
+    check_name(raw["name"], str(path))
+    raw["transformations"] = canonical_transformations(raw["transformations"], str(path))
     overrides = flatten_overrides(raw.pop("overrides", None) or {}, f"{path}: overrides")
     if raw.get("corpus_settings") and "data.corpus_setting" in overrides:
         raise ConfigError(f"{path}: data.corpus_setting is set both by `corpus_settings` and in `overrides`: "

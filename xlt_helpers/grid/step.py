@@ -3,6 +3,8 @@ interrupted, pending) read from the files in its folder."""
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -53,7 +55,8 @@ class Step:
 
     def results_problem(self) -> str | None:
         """Why ``results.json`` does not make the step done (None: it does): absent, unreadable (e.g.
-        truncated by a full disk) or without rows."""
+        truncated by a full disk), without rows, with a value that is not a finite number (NaN: nothing
+        was scored), or beside a missing output that the steps after it read (a removed ``model/``)."""
         try:
             saved = read_json(self.results)
         except FileNotFoundError:
@@ -62,6 +65,15 @@ class Step:
             return f"{self.results}: unreadable, expected JSON ({type(exc).__name__}: {exc})"
         if not isinstance(saved, dict) or not isinstance(saved.get("rows"), list) or not saved["rows"]:
             return f"{self.results}: expected a mapping with a non-empty list 'rows'"
+        for row in saved["rows"]:
+            value = row.get("value") if isinstance(row, dict) else None
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                what = f"{row.get('metric')} ({row.get('setting')})" if isinstance(row, dict) else repr(row)[:60]
+                return (f"{self.results}: {what} is {value!r}: expected a finite number (NaN: nothing was "
+                        "scored, e.g. a test set or finetune.max_len too small)")
+        for name in KINDS[self.kind].outputs:
+            if not (self.out_dir / name).is_file():
+                return f"{self.out_dir / name} is missing: expected it beside results.json (the steps after it read it)"
         return None
 
     @property
@@ -96,12 +108,23 @@ class Step:
             return "failed: " + _one_line(problem)
         if self.error.exists():
             try:
-                return "failed: " + _one_line(str(read_json(self.error).get("error", "")))
+                return "failed: " + _one_line(exception_line(str(read_json(self.error).get("error", ""))))
             except (OSError, ValueError, AttributeError):
                 return f"failed: {self.error} is unreadable"
         if self.interrupted.exists():
             return "interrupted"
         return "pending"
+
+
+def exception_line(error: str) -> str:
+    """The exception of a recorded error: itself, or for one recorded with papermill's whole banner
+    (``PapermillExecutionError: ---- Exception encountered at "In [3]": ...``, before issue 29) its last
+    line that names an exception (``ValueError: ...``), colour codes removed."""
+    if not error.startswith("PapermillExecutionError"):
+        return error
+    lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", error).splitlines() if ln.strip()]
+    named = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b:?", ln)]
+    return named[-1] if named else error
 
 
 def _one_line(text: str, width: int = 400) -> str:

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from .run_config import MAX_SEED, ConfigError
+from ..run_config import MAX_SEED, ConfigError
 
 REPORTS = "reports"
 OWNER_FILE = "grid_file.json"  # in a report folder: the grid file whose report it is
@@ -54,7 +54,7 @@ def check_axes(raw: dict, where: str) -> None:
 def canonical_transformations(specs: list[str], where: str) -> list[str]:
     """The grid's transformations in their one spelling (``transformations.canonical_spec``); two spellings
     of one derived language in the same grid are refused (they would be one model counted twice)."""
-    from .transformations import canonical_spec
+    from ..transformations import canonical_spec
 
     seen: dict[str, str] = {}
     out = []
@@ -113,8 +113,8 @@ def check_writable(folder: Path, what: str) -> None:
 def check_corpora(cfgs: Iterable[Any], where: str) -> None:
     """Every pretraining corpus the models read holds a sentence (an empty file fails after the steps
     before it ran, and named no file)."""
-    from .data import check_pretraining_corpus
-    from .errors import DataFormatError
+    from ..data import check_pretraining_corpus
+    from ..errors import DataFormatError
 
     seen = set()
     for cfg in cfgs:
@@ -134,7 +134,7 @@ def check_corpora(cfgs: Iterable[Any], where: str) -> None:
 
 def check_memory(cfgs: Iterable[Any], where: str) -> None:
     """No batch larger than its device's memory can hold (``compute.memory_problem``, a lower bound)."""
-    from .compute import memory_problem
+    from ..compute import memory_problem
 
     seen = set()
     for cfg in cfgs:
@@ -171,7 +171,18 @@ def report_dir(runs: Path, name: str, grid_file: str | Path, claim: bool) -> Pat
                           f"file, {owner.get('grid_file')}: expected a `name:` of its own in this grid (or remove "
                           f"{record})")
     if claim and owner != {"grid_file": str(grid_path), "sha1": digest}:
-        from .storage import atomic_write_json
+        from ..storage import atomic_write_json
 
         atomic_write_json({"grid_file": str(grid_path), "sha1": digest}, record)
     return folder
+
+
+def check_before_run(grid: Any, steps: list, runs: Path) -> None:
+    """Everything above that needs the plan, before the first step of ``grid`` runs: a writable runs folder,
+    the report folder's owner, folder names the file system takes, non-empty corpora, batches that fit."""
+    where = str(grid.path)
+    check_writable(runs, "runs folder")
+    folder = report_dir(runs, grid.name, grid.path, claim=False)
+    check_paths([s.out_dir for s in steps] + [folder / "report.html"], runs, where)
+    check_corpora([s.cfg for s in steps if s.kind == "pretrain"], where)
+    check_memory([s.cfg for s in steps], where)
