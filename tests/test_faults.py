@@ -788,8 +788,8 @@ def test_transliterating_nothing_skips_alignment_and_refuses_align(tmp_path, mon
 @pytest.mark.parametrize("spec", ["translit2", "translit-0.5", "translitnan"])
 def test_a_transliterated_share_outside_0_1_is_refused_by_name(tmp_path, spec):
     path = _write_grid(tmp_path, GRID.replace("[inv]", f"[{spec}]"))
-    assert _refused(path) == (f"{path}: transformations: {spec!r}: bad transliteration {spec!r}: expected a share of "
-                              "the vocabulary in [0, 1], e.g. 'translit0.5'")
+    assert _refused(path) == (f"{path}: transformations: {spec!r}: bad transliteration {spec!r}: expected the fraction "
+                              "of the vocabulary transliterated, in [0, 1], e.g. 'translit0.5'")
 
 
 def test_an_empty_pretraining_corpus_stops_run_before_any_step(data_with_empty, tmp_path, monkeypatch, capsys):

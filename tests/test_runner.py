@@ -51,7 +51,7 @@ def write_grid(tmp_path: Path, text: str) -> Path:
     ("scale: huge\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\n", "unknown scale 'huge'"),
     ("scale: dmeo\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\n", "did you mean 'demo'"),
     ("languages: [en]\ntransformations: [inv]\ntasks: [pos]\n", "missing grid keys"),
-    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\nseeds: [-1]\n", "non-negative"),
+    ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\nseeds: [-1]\n", "seeds: -1: expected whole numbers from 0 to 4294967295"),
     ("scale: test\nlanguages: [en]\ntransformations: [inv]\ntasks: [pos]\nalignment: maybe\n", "alignment must be a bool"),
     ("scale: test\nlanguages: [en]\ntransformations: [translit0.x]\ntasks: [pos]\n", "bad transliteration"),
     ("scale: test\nlanguages: [en]\ntransformations: [syntax:fr@Q]\ntasks: [pos]\n", "unknown category 'Q'"),
