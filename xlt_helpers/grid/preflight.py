@@ -179,10 +179,12 @@ def report_dir(runs: Path, name: str, grid_file: str | Path, claim: bool) -> Pat
 
 def check_before_run(grid: Any, steps: list, runs: Path) -> None:
     """Everything above that needs the plan, before the first step of ``grid`` runs: a writable runs folder,
-    the report folder's owner, folder names the file system takes, non-empty corpora, batches that fit."""
+    the report folder's owner (claimed now, so that another grid of the same name is refused before its
+    steps, not after), folder names the file system takes, non-empty corpora, batches that fit."""
     where = str(grid.path)
     check_writable(runs, "runs folder")
     folder = report_dir(runs, grid.name, grid.path, claim=False)
     check_paths([s.out_dir for s in steps] + [folder / "report.html"], runs, where)
     check_corpora([s.cfg for s in steps if s.kind == "pretrain"], where)
     check_memory([s.cfg for s in steps], where)
+    report_dir(runs, grid.name, grid.path, claim=True)
