@@ -88,9 +88,9 @@ def os_error_line(exc: OSError) -> str:
     """``/path: Permission denied`` and what to do, for the errors a user can fix (a read-only runs
     folder, a full disk)."""
     where = exc.filename if exc.filename is not None else "a file"
-    hint = {errno.EACCES: " (expected a folder this user can write: set XLT_RUNS_DIR / XLT_CACHE_DIR "
-                          "to one)", errno.EROFS: " (a read-only file system: set XLT_RUNS_DIR / XLT_CACHE_DIR "
-                                                  "to a writable folder)",
+    denied = " (expected a folder this user can write: set XLT_RUNS_DIR / XLT_CACHE_DIR to one)"
+    hint = {errno.EACCES: denied, errno.EPERM: denied,
+            errno.EROFS: " (a read-only file system: set XLT_RUNS_DIR / XLT_CACHE_DIR to a writable folder)",
             errno.ENOSPC: " (free some space, or set XLT_RUNS_DIR / XLT_CACHE_DIR to another disk)"}
     return f"{where}: {exc.strerror or type(exc).__name__}{hint.get(exc.errno, '')}"
 
