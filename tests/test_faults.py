@@ -479,7 +479,8 @@ def test_two_spellings_of_a_transformation_are_one_model(spelling, canonical):
 def test_a_duplicate_key_in_the_registry_is_refused_with_its_line(tmp_path, monkeypatch):
     from xlt_helpers import data
 
-    reg = _registry_copy(tmp_path, monkeypatch, lambda t: t + "\nen:\n  pretrain: {path: x.txt, format: sentence_per_line}\n")
+    again = "\nen:\n  pretrain: {path: x.txt, format: sentence_per_line}\n"
+    reg = _registry_copy(tmp_path, monkeypatch, lambda t: t + again)
     with pytest.raises(DataFormatError) as err:
         data.languages()
     lines = reg.read_text().splitlines()
@@ -525,7 +526,8 @@ def test_an_empty_pretraining_corpus_is_refused_naming_its_file(data_with_empty,
     paths = [data_with_empty(rel) for rel in data.language_spec("fr")["pretrain"]["paths"]]
     for path in paths:
         path.write_text(content)
-    expected = f"{', '.join(map(str, paths))}: expected at least one sentence in the fr.pretrain corpus (one sentence per line), found {found!r}"
+    expected = (f"{', '.join(map(str, paths))}: expected at least one sentence in the fr.pretrain corpus (one sentence "
+                f"per line), found {found!r}")
     for call in (lambda: data.check_pretraining_corpus("fr"), lambda: data.load_pretraining_corpus("fr")):
         with pytest.raises(DataFormatError) as err:
             call()
@@ -699,7 +701,8 @@ def test_two_grids_of_one_name_do_not_share_a_report_folder(tmp_path, monkeypatc
     folder = preflight.report_dir(runs_dir(), "default", first, claim=True)
     assert json.loads((folder / "grid_file.json").read_text())["grid_file"] == str(first.resolve())
     expected = (f"{second}: name 'default': the report folder {folder} holds the report of another grid file, "
-                f"{first.resolve()}: expected a `name:` of its own in this grid (or remove {folder / 'grid_file.json'})")
+                f"{first.resolve()}: expected a `name:` of its own in this grid "
+                f"(or remove {folder / 'grid_file.json'})")
     for command in ("report", "run"):
         assert cli.main([command, str(second)]) == 2
         assert capsys.readouterr().err == f"error: {expected}\n"
@@ -826,7 +829,8 @@ def test_a_grid_that_is_not_utf8_is_one_line(tmp_path, capsys):
     path = tmp_path / "g.yaml"
     path.write_bytes(GRID.encode() + b"description: caf\xe9\n")
     assert cli.main(["status", str(path)]) == 2
-    assert capsys.readouterr().err == f"error: {path}: expected UTF-8 text, found byte 0xe9 at offset {len(GRID) + 16}\n"
+    offset = len(GRID) + len("description: caf")
+    assert capsys.readouterr().err == f"error: {path}: expected UTF-8 text, found byte 0xe9 at offset {offset}\n"
 
 
 def _unwritable_folder(tmp_path) -> Path:
@@ -995,3 +999,17 @@ def test_status_into_a_closed_pipe_ends_quietly(tmp_path):
     os.close(read)
     _, err = proc.communicate(timeout=120)
     assert err == "" and proc.returncode == 0
+
+
+def test_a_report_folder_that_is_a_link_out_of_the_runs_folder_is_refused(tmp_path, monkeypatch, capsys):
+    """A runs folder received from someone else may hold ``reports/<name>`` as a link to anywhere."""
+    runs, outside = tmp_path / "runs", tmp_path / "outside"
+    outside.mkdir()
+    (runs / "reports").mkdir(parents=True)
+    (runs / "reports" / "g").symlink_to(outside)
+    monkeypatch.setenv("XLT_RUNS_DIR", str(runs))
+    path = _write_grid(tmp_path, GRID)
+    assert cli.main(["report", str(path)]) == 2
+    assert capsys.readouterr().err == (f"error: {path}: report folder {runs / 'reports' / 'g'} leads outside "
+                                       f"{runs / 'reports'}: expected a folder, not a link\n")
+    assert list(outside.iterdir()) == []

@@ -314,8 +314,8 @@ def _transliteration(name: str) -> Recipe:
     except ValueError:
         raise ValueError(f"bad transliteration {name!r}: use 'translit' or e.g. 'translit0.5'") from None
     if not 0.0 <= fraction <= 1.0:  # NaN too: known from the name, before any vocabulary exists
-        raise ValueError(f"bad transliteration {name!r}: expected the fraction of the vocabulary transliterated, in [0, 1], e.g. "
-                         "'translit0.5'")
+        raise ValueError(f"bad transliteration {name!r}: expected the fraction of the vocabulary transliterated, "
+                         "in [0, 1], e.g. 'translit0.5'")
     return Recipe(Traits(id_map=fraction > 0, corpus_level=True), lambda V, seed, shift: Step(
         name, table=transliteration_table(V, fraction, seed, shift)))
 

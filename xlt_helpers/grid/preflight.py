@@ -25,8 +25,8 @@ def check_name(name: Any, where: str, limit: int = 255) -> None:
     """A grid's ``name``: one plain folder name (the report goes to ``<runs>/reports/<name>``), never a path:
     no separator, not ``.`` or ``..``, not empty, not hidden, no control or shell-special character."""
     if not isinstance(name, str) or not _NAME.fullmatch(name) or name in (".", ".."):
-        raise ConfigError(f"{where}: name {name!r}: expected a plain folder name of letters, digits, spaces and _ . + = @ ~ - "
-                          "(not starting with . or -; the report goes to <runs>/reports/<name>)")
+        raise ConfigError(f"{where}: name {name!r}: expected a plain folder name of letters, digits, spaces and "
+                          "_ . + = @ ~ - (not starting with . or -; the report goes to <runs>/reports/<name>)")
     if len(name.encode()) > limit:
         raise ConfigError(f"{where}: name is {len(name.encode())} bytes long: expected at most {limit} (the file "
                           "system's longest file name)")

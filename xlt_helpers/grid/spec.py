@@ -65,7 +65,8 @@ def load_grid(path: str | Path) -> Grid:
     if not path.exists():
         raise FileNotFoundError(f"grid file {path} does not exist")
     if not path.is_file():
-        raise ConfigError(f"{path}: expected a grid YAML file, found a {'directory' if path.is_dir() else 'special file'}")
+        found = "a directory" if path.is_dir() else "a special file"
+        raise ConfigError(f"{path}: expected a grid YAML file, found {found}")
     try:
         raw = strict_yaml.load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as exc:
