@@ -535,7 +535,7 @@ def test_an_empty_pretraining_corpus_is_refused_naming_its_file(data_with_empty,
 
 
 def test_a_batch_no_memory_can_hold_is_refused():
-    from xlt_helpers.compute import memory_problem
+    from xlt_helpers.memory import memory_problem
 
     assert memory_problem(resolve("test", {})) is None
     problem = memory_problem(resolve("test", {"pretrain.batch_size": 10**9, "pretrain.device": "cpu"}))
@@ -698,7 +698,7 @@ def test_two_grids_of_one_name_do_not_share_a_report_folder(tmp_path, monkeypatc
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
     first = _write_grid(tmp_path, GRID, "a/default.yaml")
     second = _write_grid(tmp_path, GRID.replace("[pos]", "[ner]"), "b/default.yaml")
-    folder = preflight.report_dir(runs_dir(), "default", first, claim=True)
+    folder = preflight.report_folder(runs_dir(), "default", first, claim=True)
     assert json.loads((folder / "grid_file.json").read_text())["grid_file"] == str(first.resolve())
     expected = (f"{second}: name 'default': the report folder {folder} holds the report of another grid file, "
                 f"{first.resolve()}: expected a `name:` of its own in this grid "
@@ -708,9 +708,9 @@ def test_two_grids_of_one_name_do_not_share_a_report_folder(tmp_path, monkeypatc
         assert capsys.readouterr().err == f"error: {expected}\n"
     assert not (folder / "results.csv").exists()
     moved = _write_grid(tmp_path, first.read_text(), "c/default.yaml")  # the same grid elsewhere: a new clone
-    assert preflight.report_dir(runs_dir(), "default", moved, claim=False) == folder
+    assert preflight.report_folder(runs_dir(), "default", moved, claim=False) == folder
     renamed = _write_grid(tmp_path, second.read_text() + "name: default_ner\n", "b/default.yaml")
-    assert preflight.report_dir(runs_dir(), load_grid(renamed).name, renamed, claim=False).name == "default_ner"
+    assert preflight.report_folder(runs_dir(), load_grid(renamed).name, renamed, claim=False).name == "default_ner"
 
 
 def test_a_duplicate_key_in_a_grid_is_refused_with_its_line(tmp_path):

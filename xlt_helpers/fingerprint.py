@@ -21,8 +21,8 @@ from .grid.kinds import KINDS
 PACKAGE = Path(__file__).resolve().parent
 
 # Modules that cannot change a result: where files live, how they are written, how steps are run and shown.
-NEUTRAL = frozenset({"__init__", "__main__", "config", "storage", "errors", "strict_yaml", "run_config", "fingerprint",
-                     "stats", "progress", "compute", "syntax.__init__", "syntax.__main__", "syntax.stats"})
+NEUTRAL = frozenset({"__init__", "__main__", "config", "storage", "errors", "strict_yaml", "memory", "run_config",
+                     "fingerprint", "stats", "progress", "compute", "syntax.__init__", "syntax.__main__", "syntax.stats"})
 # Wings whose every module is neutral: the grid runs steps, the report reads their results.
 NEUTRAL_WINGS = ("grid", "report")
 # What each step kind computes with (besides ``experiment``, the step functions, which every kind runs) and

@@ -10,7 +10,7 @@ from typing import Iterator
 from ..config import runs_dir
 from ..labels import DEFAULT_VARIANT
 from ..storage import atomic_path, atomic_write_json, atomic_write_text, atomic_write_with
-from . import preflight
+from .preflight import report_folder
 from .notebooks import execute_notebook
 from .plan import Skip, plan
 from .spec import Grid
@@ -27,12 +27,12 @@ def aggregate(grid: Grid, steps: list[Step], log=print, skips: list[Skip] | None
     """Gather every step's rows into results.csv (with a ``step`` column that joins configs.csv and the
     step's results.json, and the model's ``corpus_setting``), each run's 95% intervals into
     intervals.csv (``report.intervals.run_intervals``) and each cell's, over its seeds, into summary.csv
-    (``report.intervals.summarize``), then render the aggregate notebook to HTML. The report folder must belong to
-    this grid file (``preflight.report_dir``); concurrent reports of one grid take turns (``report_lock``)
-    and every file is replaced atomically."""
-    report_dir = preflight.report_dir(runs_dir(), grid.name, grid.path, claim=False)
+    (``report.intervals.summarize``), then render the aggregate notebook to HTML. The report folder must
+    belong to this grid file (``preflight.report_folder``); concurrent reports of one grid take turns
+    (``report_lock``)    and every file is replaced atomically."""
+    report_dir = report_folder(runs_dir(), grid.name, grid.path, claim=False)
     with report_lock(report_dir, log):
-        preflight.report_dir(runs_dir(), grid.name, grid.path, claim=True)
+        report_folder(runs_dir(), grid.name, grid.path, claim=True)
         _aggregate(grid, steps, report_dir, log, skips)
     return report_dir
 

@@ -133,8 +133,8 @@ def check_corpora(cfgs: Iterable[Any], where: str) -> None:
 
 
 def check_memory(cfgs: Iterable[Any], where: str) -> None:
-    """No batch larger than its device's memory can hold (``compute.memory_problem``, a lower bound)."""
-    from ..compute import memory_problem
+    """No batch larger than its device's memory can hold (``memory.memory_problem``, a lower bound)."""
+    from ..memory import memory_problem
 
     seen = set()
     for cfg in cfgs:
@@ -148,7 +148,7 @@ def check_memory(cfgs: Iterable[Any], where: str) -> None:
             raise ConfigError(f"{where}: {problem}")
 
 
-def report_dir(runs: Path, name: str, grid_file: str | Path, claim: bool) -> Path:
+def report_folder(runs: Path, name: str, grid_file: str | Path, claim: bool) -> Path:
     """``<runs>/reports/<name>``, checked to be a folder of its own inside ``runs`` and to belong to this grid
     file. A report folder records the grid file it reports on (``grid_file.json``); another grid file of the
     same name (``a/default.yaml`` and ``b/default.yaml``) with other content is refused rather than allowed
@@ -183,8 +183,8 @@ def check_before_run(grid: Any, steps: list, runs: Path) -> None:
     steps, not after), folder names the file system takes, non-empty corpora, batches that fit."""
     where = str(grid.path)
     check_writable(runs, "runs folder")
-    folder = report_dir(runs, grid.name, grid.path, claim=False)
+    folder = report_folder(runs, grid.name, grid.path, claim=False)
     check_paths([s.out_dir for s in steps] + [folder / "report.html"], runs, where)
     check_corpora([s.cfg for s in steps if s.kind == "pretrain"], where)
     check_memory([s.cfg for s in steps], where)
-    report_dir(runs, grid.name, grid.path, claim=True)
+    report_folder(runs, grid.name, grid.path, claim=True)
