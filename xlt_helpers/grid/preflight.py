@@ -2,7 +2,7 @@
 
 Each check raises ``ConfigError`` (a ``ValueError``) with one line naming the grid file, the key and what
 is expected; the runner calls them after planning and before the first step (``check_before_run``),
-and ``report_dir`` before any report file is written. They read files (the corpora's first lines, the
+and ``report_folder`` before any report file is written. They read files (the corpora's first lines, the
 report folder's record) but never run a step.
 """
 from __future__ import annotations
