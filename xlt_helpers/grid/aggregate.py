@@ -29,7 +29,7 @@ def aggregate(grid: Grid, steps: list[Step], log=print, skips: list[Skip] | None
     intervals.csv (``report.intervals.run_intervals``) and each cell's, over its seeds, into summary.csv
     (``report.intervals.summarize``), then render the aggregate notebook to HTML. The report folder must
     belong to this grid file (``preflight.report_folder``); concurrent reports of one grid take turns
-    (``report_lock``)    and every file is replaced atomically."""
+    (``report_lock``) and every file is replaced atomically."""
     report_dir = report_folder(runs_dir(), grid.name, grid.path, claim=False)
     with report_lock(report_dir, log):
         report_folder(runs_dir(), grid.name, grid.path, claim=True)
