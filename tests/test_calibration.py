@@ -48,8 +48,14 @@ def test_a_smaller_embedding_share_moves_the_embeddings_less(tiny_model):
 
 
 def test_new_finetune_fields_keep_old_folder_names_and_are_validated():
-    plain = resolve("demo", {"data.transformation": "translit"})
+    plain = resolve("paper", {"data.transformation": "translit"})  # a preset that leaves the field at its default
     assert step_key(plain, ("finetune",)) == step_key(plain.replace(**{"finetune.embedding_lr_scale": 1.0}), ("finetune",))
+    # the CPU presets freeze the word embeddings (the protocol grids' choice): their folders are the ones the
+    # protocol grids' `frozen` variant wrote, and an explicit 1.0 gives back the folders of the trained protocol
+    demo = resolve("demo", {"data.transformation": "translit"})
+    frozen = resolve("demo", {"data.transformation": "translit", "finetune.embedding_lr_scale": 0.0})
+    assert demo.finetune.embedding_lr_scale == 0.0 and step_key(demo, ("finetune",)) == step_key(frozen, ("finetune",))
+    assert step_key(demo, ("finetune",)) != step_key(demo.replace(**{"finetune.embedding_lr_scale": 1.0}), ("finetune",))
     assert step_key(plain, ("finetune",)) != step_key(plain.replace(**{"finetune.eval_split": "dev"}), ("finetune",))
     with pytest.raises(ConfigError, match="finetune.embedding_lr_scale = -0.5"):
         resolve("demo", {"finetune.embedding_lr_scale": -0.5})

@@ -194,12 +194,9 @@ def test_real_data_contents():
 
 
 @needs_data
-def test_ner_train_loads_fast():
-    import time
-    start = time.perf_counter()
+def test_ner_train_loads_whole():  # its speed is a benchmark's business (benchmarks/), not a timed unit test's
     sents = D.load_task("ner", "en", "train")
     assert len(sents) == 20000 and sum(len(s.words) for s in sents) == 160394
-    assert time.perf_counter() - start < 1.0
 
 
 @needs_data
