@@ -1,12 +1,16 @@
 """Command line: ``python -m xlt_helpers <command>``.
 
 Commands:
-  run <grid.yaml> [--rerun-stale] [--executor local|ray] [--address ADDR] [--cpus-per-step N] [--pretrain-procs N]
+  run <grid.yaml> [--rerun-stale] [--jobs N] [--fresh-kernels] [--executor local|ray] [--address ADDR]
+      [--cpus-per-step N] [--pretrain-procs N]
                                     run every pending step of a grid, then aggregate and render the report;
                                     steps computed by older code are reused with a warning, or redone
-                                    with --rerun-stale. The default executor, local, runs the steps one by
-                                    one here; --executor ray submits them as Ray tasks to the cluster at
-                                    ADDR (default: Ray's own choice), --cpus-per-step CPUs each, every
+                                    with --rerun-stale. The default executor, local, runs the steps here,
+                                    N side by side once their dependencies are done (default: one per core,
+                                    at most 8; each step gets cores/N threads; --jobs 1: one by one, every
+                                    core for each), each job's steps in one warm kernel (--fresh-kernels: a
+                                    new kernel per step); --executor ray submits them as Ray tasks to the
+                                    cluster at ADDR (default: Ray's own choice), --cpus-per-step CPUs each, every
                                     pretraining under torchrun with --pretrain-procs processes (one GPU
                                     each on cuda); README, "Grids on a cluster (Ray)"
   status <grid.yaml>                list the grid's steps: done, stale, failed or pending
@@ -18,7 +22,7 @@ Commands:
 
 A bad grid or configuration ends with one line naming the file, the key and what is allowed
 (add --debug for the traceback). `run` exits 1 when a step failed, and 130 when interrupted (Ctrl-C or
-SIGTERM: the running step is recorded as interrupted and resumes on the next run).
+SIGTERM: every running step is recorded as interrupted and resumes on the next run).
 """
 from __future__ import annotations
 
@@ -80,8 +84,9 @@ def _dispatch(cmd: str, rest: list[str]) -> int:
         return _config(rest)
     if cmd in ("run", "status", "report"):
         rerun_stale = cmd == "run" and "--rerun-stale" in rest
-        rest = [a for a in rest if a != "--rerun-stale"] if cmd == "run" else rest
-        options = _run_options(rest) if cmd == "run" else {}
+        fresh_kernels = cmd == "run" and "--fresh-kernels" in rest
+        rest = [a for a in rest if a not in ("--rerun-stale", "--fresh-kernels")] if cmd == "run" else rest
+        options = {"jobs": None, "warm_kernels": not fresh_kernels, **_run_options(rest)} if cmd == "run" else {}
         if len(rest) != 1 or rest[0].startswith("--"):
             print(f"usage: python -m xlt_helpers {cmd} <grid.yaml>" + (RUN_USAGE if cmd == "run" else ""),
                   file=sys.stderr)
@@ -116,9 +121,10 @@ def _dispatch(cmd: str, rest: list[str]) -> int:
     return 2
 
 
-RUN_USAGE = " [--rerun-stale] [--executor local|ray] [--address ADDR] [--cpus-per-step N] [--pretrain-procs N]"
+RUN_USAGE = (" [--rerun-stale] [--jobs N] [--fresh-kernels] [--executor local|ray] [--address ADDR] "
+             "[--cpus-per-step N] [--pretrain-procs N]")
 RUN_FLAGS = {"--executor": ("executor", str), "--address": ("address", str), "--cpus-per-step": ("cpus_per_step", int),
-             "--pretrain-procs": ("pretrain_procs", int)}
+             "--pretrain-procs": ("pretrain_procs", int), "--jobs": ("jobs", int)}
 
 
 def _run_options(rest: list[str]) -> dict:

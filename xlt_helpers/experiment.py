@@ -35,6 +35,7 @@ from .run_config import RunConfig
 from .storage import atomic_write_json, read_json
 from .encoding import load_encoded
 from .tasks import get_task
+from .timing import phase, totals
 from .transformations import N_SPECIAL, DerivedLanguage
 from .trees import task_trees, tree_parser
 
@@ -60,11 +61,13 @@ def model_meta(model_dir: str | Path) -> dict:
     return read_json(Path(model_dir) / "xlt_meta.json")
 
 
+@phase("step")
 def run_pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Pretrain the model of ``cfg``: ``data.language`` + its derived language (or second language, or
     nothing: monolingual)."""
     t0 = time.time()
-    meta = pretrain(cfg, out_dir, progress)
+    with phase("pretraining"):
+        meta = pretrain(cfg, out_dir, progress)
     label, name = labels(cfg)
     # the last value of each objective's term: final_mlm_loss (plain MLM), final_align_loss, ...
     losses = meta.get("final_losses") or {"mlm": meta["final_loss"]}
@@ -85,6 +88,7 @@ def _languages(model_dir: str | Path, transformation: str | None) -> tuple[Token
     return tok, orig, derived
 
 
+@phase("step")
 def run_finetune_step(cfg: RunConfig, task: str, pretrained: str | Path, out_dir: str | Path,
                       mono_task_dir: str | Path | None = None) -> dict:
     """The fine-tuning step of notebook 02 for ``cfg``: the monolingual model's (shared by every MZ), a
@@ -100,14 +104,21 @@ def run_finetune_step(cfg: RunConfig, task: str, pretrained: str | Path, out_dir
 def _encoder(cfg: RunConfig, task: str, tok: Tokenizer, trees=None):
     """``enc(split, language, lang, cap)``: a task split encoded under ``cfg.finetune``."""
     ft = cfg.finetune
-    return lambda split, code, lang, cap: load_encoded(task, code, split, tok, lang, ft.max_len, cap, trees,
-                                                       seed=ft.seed)
+    return phase("task data")(lambda split, code, lang, cap: load_encoded(task, code, split, tok, lang, ft.max_len,
+                                                                         cap, trees, seed=ft.seed))
+
+
+@phase("fine-tuning")
+def _finetune(pretrained: str | Path, spec, train, ft):
+    """``finetune.finetune``, its seconds counted as fine-tuning (``timing``)."""
+    return finetune(pretrained, spec, train, ft)
 
 
 def _evaluate(model, spec, data, cfg: RunConfig, predictions: dict, setting: str) -> dict[str, float]:
     """Scores of ``model`` on ``data``; its per-example predictions go to ``predictions[setting]``."""
-    scores, predictions[setting] = evaluate_predictions(model, spec, data, cfg.finetune.eval_batch_size,
-                                                        cfg.finetune.precision)
+    with phase("evaluation"):
+        scores, predictions[setting] = evaluate_predictions(model, spec, data, cfg.finetune.eval_batch_size,
+                                                            cfg.finetune.precision)
     return scores
 
 
@@ -117,7 +128,7 @@ def run_finetune_mono(cfg: RunConfig, task: str, mono_dir: str | Path, out_dir: 
     tok, orig, _ = _languages(mono_dir, None)
     enc = _encoder(cfg, task, tok)
     train, test = enc("train", lang, orig, ft.train_examples), enc(ft.eval_split, lang, orig, ft.test_examples)
-    model = finetune(mono_dir, spec, train, ft)
+    model = _finetune(mono_dir, spec, train, ft)
     out = Path(out_dir) / "model"
     model.save_pretrained(out)
     (out / "tokenizer.json").write_text((Path(mono_dir) / "tokenizer.json").read_text())
@@ -146,11 +157,11 @@ def run_transfer(cfg: RunConfig, task: str, bilingual_dir: str | Path, mono_task
 
     predictions: dict = {}
     before = _input_embeddings(bilingual_dir)
-    model = finetune(bilingual_dir, spec, train_o, ft)
+    model = _finetune(bilingual_dir, spec, train_o, ft)
     drift = {"BZ": _drift(before, model, train_o)}
     scores = {"BZ": _evaluate(model, spec, test_d, cfg, predictions, "BZ"),
               "orig": _evaluate(model, spec, test_o, cfg, predictions, "orig")}
-    model = finetune(bilingual_dir, spec, train_d, ft)
+    model = _finetune(bilingual_dir, spec, train_d, ft)
     drift["BS"] = _drift(before, model, train_d)
     scores["BS"] = _evaluate(model, spec, test_d, cfg, predictions, "BS")
     mono = load_finetuned(Path(mono_task_dir) / "model", spec)
@@ -197,11 +208,11 @@ def run_pair_transfer(cfg: RunConfig, task: str, pair_dir: str | Path, mono_task
 
     predictions: dict = {}
     test_b = enc(ft.eval_split, second, orig, ft.test_examples)
-    model = finetune(pair_dir, spec, enc("train", first, orig, ft.train_examples), ft)
+    model = _finetune(pair_dir, spec, enc("train", first, orig, ft.train_examples), ft)
     scores = {"BZ": _evaluate(model, spec, test_b, cfg, predictions, "BZ"),
               "orig": _evaluate(model, spec, enc(ft.eval_split, first, orig, ft.test_examples), cfg, predictions, "orig")}
     if has_task(task, second, ("train",)):
-        model = finetune(pair_dir, spec, enc("train", second, orig, ft.train_examples), ft)
+        model = _finetune(pair_dir, spec, enc("train", second, orig, ft.train_examples), ft)
         scores["BS"] = _evaluate(model, spec, test_b, cfg, predictions, "BS")
     mono_model = Path(mono_task_dir) / "model"
     mono_tok, mono_orig, _ = _languages(mono_model, None)
@@ -224,6 +235,7 @@ def retrieval_sentences(language: str, target_language: str | None, max_sentence
     return pair
 
 
+@phase("step")
 def run_retrieval(cfg: RunConfig, bilingual_dir: str | Path, mono_dir: str | Path) -> dict:
     """Tatoeba accuracy@1 (both directions) of the bilingual (BZ) and monolingual (MZ) models, no fine-tuning.
 
@@ -240,9 +252,10 @@ def run_retrieval(cfg: RunConfig, bilingual_dir: str | Path, mono_dir: str | Pat
     for setting, model_dir in (("BZ", bilingual_dir), ("MZ", mono_dir)):
         tok, orig, derived = _languages(model_dir, target_spec)
         trees = tree_parser(d.language, d) if derived.needs_trees else None
-        scores[setting], predictions[setting] = evaluate_retrieval(
-            load_encoder(model_dir, ft.device), tok, orig, src, derived, tgt, ft.max_len, trees,
-            cfg.evaluate.retrieval_layer, ft.precision)
+        with phase("retrieval"):
+            scores[setting], predictions[setting] = evaluate_retrieval(
+                load_encoder(model_dir, ft.device), tok, orig, src, derived, tgt, ft.max_len, trees,
+                cfg.evaluate.retrieval_layer, ft.precision)
     label, name = labels(cfg)
     seed = cfg.pretrain.seed
     rows = [row(label, name, "retrieval", setting, m, v, seed, cfg.preset)
@@ -252,6 +265,7 @@ def run_retrieval(cfg: RunConfig, bilingual_dir: str | Path, mono_dir: str | Pat
     return {"kind": "retrieval", "rows": rows, "n_sentences": len(src), "predictions": predictions}
 
 
+@phase("step")
 def run_alignment(cfg: RunConfig, bilingual_dir: str | Path) -> dict:
     """Embedding alignment P@1 (without mapping, and with Procrustes on held-out pairs); for a model trained
     with a dictionary (its ``dictionary.tsv``), also P@1 over the dictionary's pairs and over held-out pairs."""
@@ -263,7 +277,8 @@ def run_alignment(cfg: RunConfig, bilingual_dir: str | Path) -> dict:
     seed = cfg.pretrain.seed
     dict_path = Path(bilingual_dir) / DICTIONARY_FILE
     dictionary = Dictionary.load(dict_path) if dict_path.exists() else None
-    rep = alignment_report(emb, derived.table, N_SPECIAL, cfg.evaluate.alignment_heldout, seed, dictionary)
+    with phase("alignment"):
+        rep = alignment_report(emb, derived.table, N_SPECIAL, cfg.evaluate.alignment_heldout, seed, dictionary)
     label, name = labels(cfg)
     metrics = ("alignment_at_1", "alignment_at_1_procrustes", "chance")
     if dictionary is not None:
@@ -275,9 +290,10 @@ def run_alignment(cfg: RunConfig, bilingual_dir: str | Path) -> dict:
 def save_results(result: dict, out_dir: str | Path, cfg: RunConfig, params: dict | None = None) -> Path:
     """Write ``results.json`` (atomically) beside the executed notebook: the step is done once it exists.
 
-    It carries the resolved config and the fingerprint of the code that computed it (``grid.run.status``
-    compares it with today's code to call a step stale). A result's per-example ``predictions`` (one
-    table per setting) go first to ``predictions.json.gz`` beside it.
+    It carries the resolved config, the fingerprint of the code that computed it (``grid.run.status``
+    compares it with today's code to call a step stale) and the seconds of its phases (``timing``). A
+    result's per-example ``predictions`` (one table per setting) go first to ``predictions.json.gz``
+    beside it.
     """
     result = dict(result)
     predictions = result.pop("predictions", None)
@@ -286,5 +302,6 @@ def save_results(result: dict, out_dir: str | Path, cfg: RunConfig, params: dict
                            "settings": predictions}, Path(out_dir) / PREDICTIONS)
     path = Path(out_dir) / "results.json"
     atomic_write_json({"params": params or {}, "config": cfg.to_dict(),
-                       "code_fingerprint": code_fingerprint(result["kind"]), **result}, path)
+                       "code_fingerprint": code_fingerprint(result["kind"]), **result,
+                       "timing": totals()}, path)
     return path
