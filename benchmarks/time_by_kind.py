@@ -28,8 +28,9 @@ from pathlib import Path
 
 NOTEBOOKS = ("01_pretrain.ipynb", "02_finetune_evaluate.ipynb", "03_alignment.ipynb", "05_retrieval.ipynb")
 PHASES = ("pretraining", "fine-tuning", "evaluation", "task data", "alignment", "retrieval")
-CATEGORIES = ("kernel start-up", "imports", "warm kernel reset before a step", *PHASES, "rest of the step function", "other cells (tables, plots, saving)",
-              "kernel shutdown", "aggregation", "rendering (report notebook, HTML)")
+CATEGORIES = ("kernel start-up", "imports", "warm kernel reset before a step", *PHASES, "rest of the step function",
+              "other cells (tables, plots, saving)", "kernel shutdown", "aggregation",
+              "rendering (report notebook, HTML)")
 
 
 def _time(stamp: str) -> datetime:
@@ -80,7 +81,8 @@ def time_by_kind(runs: Path, grid: str | None = None) -> dict:
             seconds["imports"] += max(0.0, t["step_cell"] - phases["step"])
             for name in PHASES:
                 seconds[name] += phases.get(name, 0.0)
-            seconds["rest of the step function"] += max(0.0, phases["step"] - sum(phases.get(n, 0.0) for n in PHASES))
+            inside = sum(phases.get(n, 0.0) for n in PHASES)
+            seconds["rest of the step function"] += max(0.0, phases["step"] - inside)
         else:  # computed before the phases were recorded: imports and compute in one
             seconds["imports and step (not split)"] += t["step_cell"]
             unsplit += 1
@@ -88,12 +90,12 @@ def time_by_kind(runs: Path, grid: str | None = None) -> dict:
         seconds["kernel shutdown"] += t["shutdown"]
         kinds[results.get("kind", "?")].append(t["duration"])
     run: dict = {}
-    reports = [runs / "reports" / grid] if grid else sorted((runs / "reports").glob("*")) if (runs / "reports").exists() else []
-    for report in reports:
-        if (report / "timing.json").exists():
+    for report in [runs / "reports" / grid] if grid else sorted((runs / "reports").glob("*")):
+        executed = report / "04_aggregate.ipynb"
+        render = notebook_times(executed)["duration"] if executed.exists() else 0.0
+        seconds["rendering (report notebook, HTML)"] += render
+        if (report / "timing.json").exists():  # written by `run` since --jobs; without it, no aggregation time
             run = json.loads((report / "timing.json").read_text())
-            render = notebook_times(report / "04_aggregate.ipynb")["duration"] if (report / "04_aggregate.ipynb").exists() else 0.0
-            seconds["rendering (report notebook, HTML)"] += render
             seconds["aggregation"] += max(0.0, run.get("aggregate_s", 0.0) - render)
             warm = run.get("warm_kernels") or {}
             seconds["kernel start-up"] += warm.get("start_s", 0.0)
@@ -118,10 +120,10 @@ def markdown(result: dict) -> str:
         cores = f", {run['cpu_s'] / run['wall_s']:.2f} cores busy with it" if run.get("cpu_s") else ""
         warm = run.get("warm_kernels") or {}
         kernels = f"{warm['starts']:.0f} warm kernel(s)" if warm.get("starts") else "a kernel per step"
-        lines += ["", f"grid `{run['grid']}`, {run['steps_run']} of {run['steps']} steps run, jobs {run['jobs']} on "
-                      f"{run['cores']} cores, started {run['started']}: wall {run['wall_s']:.1f} s (steps {run['steps_s']:.1f} s, "
-                      f"aggregation and rendering {run['aggregate_s']:.1f} s), {kernels}{cores}; load average "
-                      f"{run['load_before'][0]:.1f} before, {run['load_after'][0]:.1f} after"]
+        lines += ["", f"grid `{run['grid']}`, {run['steps_run']} of {run['steps']} steps run, jobs {run['jobs']} "
+                      f"on {run['cores']} cores, started {run['started']}: wall {run['wall_s']:.1f} s (steps "
+                      f"{run['steps_s']:.1f} s, aggregation and rendering {run['aggregate_s']:.1f} s), {kernels}"
+                      f"{cores}; load average {run['load_before'][0]:.1f} before, {run['load_after'][0]:.1f} after"]
     if result["unsplit"]:
         lines.append(f"{result['unsplit']} step(s) computed before phases were recorded: imports and step not split")
     return "\n".join(lines)

@@ -123,6 +123,7 @@ def run_steps(todo: list[Step], log=print, jobs: int = 1, warm_kernels: bool = T
                 raise
     finally:
         kernels.close_all()  # the pool's threads have ended: the warm kernels are idle
+        INTERRUPTED.clear()
     log(f"grid steps finished in {time.time() - t0:.0f}s ({jobs} job{'s' if jobs > 1 else ''}): "
         f"{counts['done']} done, {counts['failed']} failed")
     return counts

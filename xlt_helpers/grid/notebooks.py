@@ -20,8 +20,8 @@ KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 
 _KERNELS: set = set()  # the kernel processes (Popen) of the notebooks being executed, in any thread
 _KERNELS_LOCK = threading.Lock()
-# Set by Ctrl-C (or SIGTERM) while steps run: the running notebooks stop, their steps are recorded as
-# interrupted, and no other notebook starts. ``run_steps`` clears it when a run begins.
+# Set by Ctrl-C (or SIGTERM) while ``run_steps`` runs steps in its threads: the running notebooks stop, their
+# steps are recorded as interrupted, and no other notebook starts. ``run_steps`` clears it when it ends.
 INTERRUPTED = threading.Event()
 
 
@@ -109,7 +109,8 @@ def _ctrl_c_kills_the_kernel() -> Iterator[list[int]]:
 
     def on_interrupt(signum: int, frame: object) -> None:
         hit.append(signum)
-        if not interrupt():
+        logging.getLogger("papermill").disabled = True  # its "kernel died" lines are expected now
+        if not kill_kernels():
             raise KeyboardInterrupt
 
     before = signal.signal(signal.SIGINT, on_interrupt)
