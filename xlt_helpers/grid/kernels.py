@@ -2,9 +2,9 @@
 torch, transformers and the package are imported once per thread instead of once per step.
 
 A step's kernel used to start, import (5-25 s of a 2-core machine's CPU, more under load) and shut down for
-each step, seconds of work that computed nothing. A warm kernel starts once (``warm_up`` imports what every
-step notebook imports), then before each step ``fresh_start`` gives it the state a fresh kernel has after
-those imports: an empty namespace, no figures, torch's random state and thread count as they were right
+each step, seconds of work that computed nothing. A warm kernel starts once (``kernel_state.warm_up``
+imports what every step notebook imports), then before each step ``kernel_state.fresh_start`` gives it the
+state a fresh kernel has after those imports: an empty namespace, no figures, torch's random state and thread count as they were right
 after the imports, the step's environment (its progress file), the phase timings at zero. Every step seeds
 its own random numbers (``finetune.load_for_task``, ``model``, ``pretrain``), so its numbers are those of a
 fresh kernel (``tests/test_jobs.py`` compares the ``test`` grid's results.csv byte for byte). A step that
@@ -13,14 +13,13 @@ fails or is interrupted takes its kernel with it: the next step of that thread s
 Runner side: inside ``serving(env)``, ``ready(env)`` gives this thread's warm kernel, fresh, for the next
 step (``execute.execute_step`` passes it to ``notebooks.execute_notebook``; outside, None: a kernel of its
 own, as the Ray executor and the report do); ``discard`` drops it after a failure; ``close_all`` shuts every
-warm kernel down at the end of a run. Kernel side: ``warm_up`` and ``fresh_start``. The kernels are
-registered like any step kernel (``notebooks._KERNELS``), so Ctrl-C kills them.
+warm kernel down at the end of a run. What runs inside the kernel is ``kernel_state`` (``warm_up``,
+``fresh_start``), sent as code: the runner never imports the step code. The kernels are registered like any
+step kernel (``notebooks._KERNELS``), so Ctrl-C kills them.
 """
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 import threading
 import time
 from typing import Iterator
@@ -56,7 +55,7 @@ class WarmKernel:
             t0 = time.monotonic()
             self.run("pass")  # starts the kernel
             t1 = time.monotonic()
-            self.run('__import__("xlt_helpers.grid.kernels").grid.kernels.warm_up()')
+            self.run('__import__("xlt_helpers.grid.kernel_state").grid.kernel_state.warm_up()')
         except BaseException:
             self.close()
             raise
@@ -79,9 +78,10 @@ class WarmKernel:
         return process is not None and process.poll() is None
 
     def fresh_start(self, env: dict[str, str]) -> None:
-        """Before a step: the state of a fresh kernel after ``warm_up``, with ``env`` in its environment."""
+        """Before a step: the state of a fresh kernel after ``kernel_state.warm_up``, with ``env`` in its
+        environment."""
         t0 = time.monotonic()
-        self.run(f'__import__("xlt_helpers.grid.kernels").grid.kernels.fresh_start({env!r})')
+        self.run(f'__import__("xlt_helpers.grid.kernel_state").grid.kernel_state.fresh_start({env!r})')
         with _all_lock:
             STATS["resets"] += 1
             STATS["reset_s"] += time.monotonic() - t0
@@ -163,49 +163,3 @@ def close_all() -> None:
         kernels = list(_all)
     for kernel in kernels:
         kernel.close()
-
-
-# ---- kernel side ------------------------------------------------------------------------------------
-
-_FRESH: dict = {}
-
-
-def warm_up() -> None:
-    """In a new kernel: import what the step notebooks import, and remember what a fresh kernel has at that
-    point (its names, torch's random state and threads). The objects made so far are frozen out of the
-    garbage collector's passes (``gc.freeze``), so that ``fresh_start``'s collection is quick."""
-    import gc
-
-    import IPython.display  # noqa: F401
-    import pandas  # noqa: F401
-    import torch
-    from IPython import get_ipython
-
-    import xlt_helpers.experiment  # noqa: F401
-
-    _FRESH.update(names=set(get_ipython().user_ns), rng=torch.get_rng_state(), threads=torch.get_num_threads())
-    gc.collect()
-    gc.freeze()
-
-
-def fresh_start(env: dict[str, str]) -> None:
-    """In a warm kernel, before a step: what ``warm_up`` left, as a fresh kernel would have it."""
-    import gc
-
-    import torch
-    from IPython import get_ipython
-
-    from xlt_helpers import timing
-
-    ns = get_ipython().user_ns
-    for name in set(ns) - _FRESH["names"]:  # the previous notebook's variables and outputs (_5, _i5, ...)
-        del ns[name]
-    ns["_oh"].clear()
-    ns.update(_="", __="", ___="")
-    if "matplotlib.pyplot" in sys.modules:
-        sys.modules["matplotlib.pyplot"].close("all")
-    gc.collect()
-    os.environ.update(env)
-    torch.set_rng_state(_FRESH["rng"])
-    torch.set_num_threads(_FRESH["threads"])
-    timing.reset()
