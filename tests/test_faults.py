@@ -182,7 +182,7 @@ def test_report_names_a_truncated_results_file(tmp_path, monkeypatch, capsys):
 def test_run_exits_non_zero_when_a_step_failed(tmp_path, monkeypatch, capsys):
     path, steps = _grid(tmp_path, monkeypatch)
 
-    def fake_execute(step, log=print):
+    def fake_execute(step, log=print, env=None):
         if step.kind == "pretrain" and step.cfg.data.transformation == "inv":
             atomic_write_json({"step": step.name, "error": "RuntimeError: boom\nsecond line"}, step.error)
             return False
@@ -209,7 +209,7 @@ def test_a_second_runner_waits_for_the_step_and_keeps_its_results(tmp_path, monk
     held = open(step.out_dir / ".lock", "a")
     fcntl.flock(held, fcntl.LOCK_EX)
     ran, lines = [], []
-    monkeypatch.setattr("xlt_helpers.grid.execute.execute_step", lambda s, log=print: ran.append(s) or True)
+    monkeypatch.setattr("xlt_helpers.grid.execute.execute_step", lambda s, log=print, env=None: ran.append(s) or True)
     other = threading.Thread(target=lambda: lines.append(run_one(step, log=lines.append)))
     other.start()
     time.sleep(0.5)
@@ -231,7 +231,8 @@ def test_a_dependency_that_another_runner_is_running_is_waited_for(tmp_path, mon
     held = open(dep.out_dir / ".lock", "a")
     fcntl.flock(held, fcntl.LOCK_EX)
     ran, result = [], []
-    monkeypatch.setattr("xlt_helpers.grid.execute.execute_step", lambda s, log=print: ran.append(s.name) or True)
+    monkeypatch.setattr("xlt_helpers.grid.execute.execute_step",
+                        lambda s, log=print, env=None: ran.append(s.name) or True)
     t = threading.Thread(target=lambda: result.append(run_one(child, log=lambda *a: None)))
     t.start()
     time.sleep(0.5)

@@ -188,9 +188,42 @@ def test_corpus_grid_is_the_three_corpus_setting_grids_in_one(tmp_path, monkeypa
     ("corpus_settings: [parallel]\noverrides: {data.corpus_setting: nonparallel}\n", "set both by `corpus_settings`"),
     ("corpus_settings: [nonparalel]\n", "nonparalel"),
     ("corpus_settings: []\n", "must not be empty"),
+    ("corpus_settings: {inv: [parallel]}\n", "corpus_settings: 'inv' is not one of the grid's transformations"),
+    ("corpus_settings: {translit: []}\n", "corpus_settings: translit: must not be empty"),
+    ("corpus_settings: {translit: [nonparalel]}\n", "nonparalel"),
+    ("corpus_settings: {translit: parallel}\n", "expected a list of corpus settings"),
+    ("corpus_settings: {}\n", "must not be empty"),
+    ("corpus_settings: {translit: [parallel]}\noverrides: {data.corpus_setting: nonparallel}\n",
+     "set both by `corpus_settings`"),
 ])
 def test_bad_corpus_settings_are_refused(tmp_path, text, message):
     path = tmp_path / "g.yaml"
     path.write_text("scale: test\nlanguages: [en]\ntransformations: [translit]\ntasks: [pos]\n" + text)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as err:
         load_grid(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)  # one line naming the grid file
+
+
+def test_corpus_settings_for_some_transformations(tmp_path, monkeypatch):
+    """``corpus_settings: {translit: [...]}``: Transliteration's models in each setting, the other
+    transformations' in the preset's only; the same folders as the list form on each part."""
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
+    settings = ["parallel", "nonparallel", "other_domain"]
+    base = "scale: test\nlanguages: [en]\ntasks: [xnli, pos]\nfinetune_seeds: [0, 1]\n"
+
+    def folders(name: str, text: str) -> dict:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(base + text)
+        return {s.out_dir: s for s in plan(load_grid(path))[0]}
+
+    mapped = folders("mapped", "transformations: [inv, translit, translit+inv]\n"
+                               f"corpus_settings: {{translit: {settings}}}\n")
+    listed = folders("listed", f"transformations: [translit]\ncorpus_settings: {settings}\n")
+    plain = folders("plain", "transformations: [inv, translit+inv]\n")
+    assert set(mapped) == set(listed) | set(plain)
+    models = Counter((s.cfg.data.transformation, s.cfg.data.corpus_setting) for s in mapped.values()
+                     if s.kind == "pretrain")
+    assert models == Counter({(None, "parallel"): 1, ("inv", "parallel"): 1, ("translit+inv", "parallel"): 1,
+                              **{("translit", c): 1 for c in settings}})
+    transfers = Counter(s.cfg.data.transformation for s in mapped.values() if s.kind == "transfer")
+    assert transfers == {"inv": 4, "translit+inv": 4, "translit": 3 * 4}  # 2 tasks x 2 fine-tuning seeds per model

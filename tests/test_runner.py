@@ -144,7 +144,7 @@ def test_a_failing_step_is_recorded_and_does_not_stop_the_others(tmp_path, monke
     monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
     ran = []
 
-    def fake_execute(step, log=print):
+    def fake_execute(step, log=print, env=None):
         ran.append(step.name)
         if step.kind == "pretrain" and step.cfg.data.transformation == "inv":
             atomic_write_json({"step": step.name, "error": "RuntimeError: boom"}, step.error)

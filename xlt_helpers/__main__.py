@@ -84,15 +84,20 @@ def _run_parser(sub) -> None:
     _grid_arguments(run)
     run.add_argument("--rerun-stale", action="store_true", help="redo the steps computed by older code")
     execution = run.add_argument_group(
-        "execution", "where the steps run: here one by one (local, the default), or as Ray tasks on a cluster "
-                     "(docs: 'Grids on a cluster (Ray)')")
+        "execution", "where the steps run: here, several side by side (local, the default), or as Ray tasks on a "
+                     "cluster (docs/running.md)")
     forwarded = [
+        execution.add_argument("--jobs", type=_whole_number, metavar="N",
+                               help="steps side by side once their dependencies are done, each with cores/N threads "
+                                    "(default: one per core, at most 8; 1: one by one); local only"),
         execution.add_argument("--executor", metavar="{local,ray}", help="local (default) or ray"),
         execution.add_argument("--address", help="the Ray cluster (default: Ray's own choice); ray only"),
         execution.add_argument("--cpus-per-step", type=_whole_number, metavar="N", help="CPUs of each Ray task"),
         execution.add_argument("--pretrain-procs", type=_whole_number, metavar="N",
                                help="processes of each pretraining under torchrun (one GPU each on cuda); ray only"),
     ]
+    run.add_argument("--fresh-kernels", dest="warm_kernels", action="store_false",
+                     help="a new kernel for every step (default: each job's steps share one warm kernel)")
     run.set_defaults(func=_cmd_run, forwarded=[action.dest for action in forwarded])
 
 
@@ -148,6 +153,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .grid.spec import load_grid
 
     options = {name: getattr(args, name) for name in args.forwarded if getattr(args, name) is not None}
+    options = {"jobs": None, "warm_kernels": args.warm_kernels, **options}  # jobs None: what the machine can use
     grid = load_grid(args.grid, _overrides(args.set))
     steps, skips = plan(grid)  # once: the states after the run are read from these steps
     before = signal.signal(signal.SIGTERM, _interrupt)  # a kill stops the grid as Ctrl-C does

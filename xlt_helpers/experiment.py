@@ -36,6 +36,7 @@ from .run_config import RunConfig
 from .storage import atomic_write_json, atomic_write_text, read_json
 from .encoding import load_encoded
 from .tasks import get_task
+from .timing import phase, totals
 from .transformations import N_SPECIAL
 from .trees import task_trees, tree_parser
 
@@ -57,11 +58,13 @@ def labels(cfg: RunConfig) -> tuple[str, str]:
     return d.language, d.transformation if d.model_kind == "derived" else MONO
 
 
+@phase("step")
 def run_pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Pretrain the model of ``cfg``: ``data.language`` + its derived language (or second language, or
     nothing: monolingual)."""
     t0 = time.time()
-    meta = pretrain(cfg, out_dir, progress)
+    with phase("pretraining"):
+        meta = pretrain(cfg, out_dir, progress)
     save_drop_in(Path(out_dir) / "model")  # transformers tokenizers of both languages, the model card
     label, name = labels(cfg)
     # the last value of each objective's term: final_mlm_loss (plain MLM), final_align_loss, ...
@@ -74,6 +77,7 @@ def run_pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> 
             "model_dir": str(Path(out_dir) / "model"), "seconds": time.time() - t0, "meta": meta}
 
 
+@phase("step")
 def run_finetune_step(cfg: RunConfig, task: str, pretrained: str | Path, out_dir: str | Path,
                       mono_task_dir: str | Path | None = None) -> dict:
     """The fine-tuning step of notebook 02 for ``cfg``: the monolingual model's (shared by every MZ), a
@@ -89,14 +93,21 @@ def run_finetune_step(cfg: RunConfig, task: str, pretrained: str | Path, out_dir
 def _encoder(cfg: RunConfig, task: str, tok: Tokenizer, trees=None):
     """``enc(split, language, lang, cap)``: a task split encoded under ``cfg.finetune``."""
     ft = cfg.finetune
-    return lambda split, code, lang, cap: load_encoded(task, code, split, tok, lang, ft.max_len, cap, trees,
-                                                       seed=ft.seed)
+    return phase("task data")(lambda split, code, lang, cap: load_encoded(task, code, split, tok, lang, ft.max_len,
+                                                                         cap, trees, seed=ft.seed))
+
+
+@phase("fine-tuning")
+def _finetune(pretrained: str | Path, spec, train, ft, losses: list[float] | None = None):
+    """``finetune.finetune``, its seconds counted as fine-tuning (``timing``)."""
+    return finetune(pretrained, spec, train, ft, losses=losses)
 
 
 def _evaluate(model, spec, data, cfg: RunConfig, predictions: dict, setting: str) -> dict[str, float]:
     """Scores of ``model`` on ``data``; its per-example predictions go to ``predictions[setting]``."""
-    scores, predictions[setting] = evaluate_predictions(model, spec, data, cfg.finetune.eval_batch_size,
-                                                        cfg.finetune.precision)
+    with phase("evaluation"):
+        scores, predictions[setting] = evaluate_predictions(model, spec, data, cfg.finetune.eval_batch_size,
+                                                            cfg.finetune.precision)
     return scores
 
 
@@ -107,7 +118,7 @@ def run_finetune_mono(cfg: RunConfig, task: str, mono_dir: str | Path, out_dir: 
     enc = _encoder(cfg, task, tok)
     train, test = enc("train", lang, orig, ft.train_examples), enc(ft.eval_split, lang, orig, ft.test_examples)
     curves: dict[str, list[float]] = {"MZ": []}
-    model = finetune(mono_dir, spec, train, ft, losses=curves["MZ"])
+    model = _finetune(mono_dir, spec, train, ft, losses=curves["MZ"])
     predictions: dict = {}
     scores = _evaluate(model, spec, test, cfg, predictions, "orig")
     out = save_finetuned(model, Path(out_dir) / "model", mono_dir, cfg, spec, "MZ", f"{lang} (original)", len(train),
@@ -138,13 +149,13 @@ def run_transfer(cfg: RunConfig, task: str, bilingual_dir: str | Path, mono_task
     predictions: dict = {}
     curves: dict[str, list[float]] = {"BZ": [], "BS": []}
     before = _input_embeddings(bilingual_dir)
-    model = finetune(bilingual_dir, spec, train_o, ft, losses=curves["BZ"])
+    model = _finetune(bilingual_dir, spec, train_o, ft, losses=curves["BZ"])
     drift = {"BZ": _drift(before, model, train_o)}
     scores = {"BZ": _evaluate(model, spec, test_d, cfg, predictions, "BZ"),
               "orig": _evaluate(model, spec, test_o, cfg, predictions, "orig")}
     keep = _keeper(cfg, spec, bilingual_dir, out_dir, predictions)
     keep(model, "BZ", f"{lang} (original)", len(train_o))
-    model = finetune(bilingual_dir, spec, train_d, ft, losses=curves["BS"])
+    model = _finetune(bilingual_dir, spec, train_d, ft, losses=curves["BS"])
     drift["BS"] = _drift(before, model, train_d)
     scores["BS"] = _evaluate(model, spec, test_d, cfg, predictions, "BS")
     keep(model, "BS", f"T({lang}) = {cfg.data.transformation} (derived)", len(train_d))
@@ -239,13 +250,13 @@ def run_pair_transfer(cfg: RunConfig, task: str, pair_dir: str | Path, mono_task
     test_b = enc(ft.eval_split, second, orig, ft.test_examples)
     keep = _keeper(cfg, spec, pair_dir, out_dir, predictions)
     train = enc("train", first, orig, ft.train_examples)
-    model = finetune(pair_dir, spec, train, ft, losses=curves["BZ"])
+    model = _finetune(pair_dir, spec, train, ft, losses=curves["BZ"])
     scores = {"BZ": _evaluate(model, spec, test_b, cfg, predictions, "BZ"),
               "orig": _evaluate(model, spec, enc(ft.eval_split, first, orig, ft.test_examples), cfg, predictions, "orig")}
     keep(model, "BZ", first, len(train))
     if has_task(task, second, ("train",)):
         train = enc("train", second, orig, ft.train_examples)
-        model = finetune(pair_dir, spec, train, ft, losses=curves.setdefault("BS", []))
+        model = _finetune(pair_dir, spec, train, ft, losses=curves.setdefault("BS", []))
         scores["BS"] = _evaluate(model, spec, test_b, cfg, predictions, "BS")
         keep(model, "BS", second, len(train))
     mono_model = Path(mono_task_dir) / "model"
@@ -270,6 +281,7 @@ def retrieval_sentences(language: str, target_language: str | None, max_sentence
     return pair
 
 
+@phase("step")
 def run_retrieval(cfg: RunConfig, bilingual_dir: str | Path, mono_dir: str | Path) -> dict:
     """Tatoeba accuracy@1 (both directions) of the bilingual (BZ) and monolingual (MZ) models, no fine-tuning.
 
@@ -286,9 +298,10 @@ def run_retrieval(cfg: RunConfig, bilingual_dir: str | Path, mono_dir: str | Pat
     for setting, model_dir in (("BZ", bilingual_dir), ("MZ", mono_dir)):
         tok, orig, derived = model_languages(model_dir, target_spec)
         trees = tree_parser(d.language, d) if derived.needs_trees else None
-        scores[setting], predictions[setting] = evaluate_retrieval(
-            load_encoder(model_dir, ft.device), tok, orig, src, derived, tgt, ft.max_len, trees,
-            cfg.evaluate.retrieval_layer, ft.precision)
+        with phase("retrieval"):
+            scores[setting], predictions[setting] = evaluate_retrieval(
+                load_encoder(model_dir, ft.device), tok, orig, src, derived, tgt, ft.max_len, trees,
+                cfg.evaluate.retrieval_layer, ft.precision)
     label, name = labels(cfg)
     seed = cfg.pretrain.seed
     rows = [row(label, name, "retrieval", setting, m, v, seed, cfg.preset)
@@ -298,6 +311,7 @@ def run_retrieval(cfg: RunConfig, bilingual_dir: str | Path, mono_dir: str | Pat
     return {"kind": "retrieval", "rows": rows, "n_sentences": len(src), "predictions": predictions}
 
 
+@phase("step")
 def run_alignment(cfg: RunConfig, bilingual_dir: str | Path) -> dict:
     """Embedding alignment P@1 (without mapping, and with Procrustes on held-out pairs); for a model trained
     with a dictionary (its ``dictionary.tsv``), also P@1 over the dictionary's pairs and over held-out pairs."""
@@ -309,7 +323,8 @@ def run_alignment(cfg: RunConfig, bilingual_dir: str | Path) -> dict:
     seed = cfg.pretrain.seed
     dict_path = Path(bilingual_dir) / DICTIONARY_FILE
     dictionary = Dictionary.load(dict_path) if dict_path.exists() else None
-    rep = alignment_report(emb, derived.table, N_SPECIAL, cfg.evaluate.alignment_heldout, seed, dictionary)
+    with phase("alignment"):
+        rep = alignment_report(emb, derived.table, N_SPECIAL, cfg.evaluate.alignment_heldout, seed, dictionary)
     write_card(bilingual_dir, {**rep, "alignment_heldout": cfg.evaluate.alignment_heldout})
     label, name = labels(cfg)
     metrics = ("alignment_at_1", "alignment_at_1_procrustes", "chance")
@@ -338,5 +353,6 @@ def save_results(result: dict, out_dir: str | Path, cfg: RunConfig, params: dict
                            "settings": predictions}, Path(out_dir) / PREDICTIONS)
     path = Path(out_dir) / "results.json"
     atomic_write_json({"params": params or {}, "config": cfg.to_dict(),
-                       "code_fingerprint": code_fingerprint(result["kind"]), **result}, path)
+                       "code_fingerprint": code_fingerprint(result["kind"]), **result,
+                       "timing": totals()}, path)
     return path

@@ -4,16 +4,19 @@ Kernel side: ``report(phase, done, total, **fields)`` writes a small JSON file n
 (set by the runner for the step's kernel), at most once a second; without the variable it does nothing,
 so notebooks run by hand are unaffected. Runner side: ``GridProgress`` keeps the overall count (done /
 total, elapsed, ETA from the durations of the steps finished so far) and a ``Ticker`` thread reads the
-step's file while it runs: one refreshing line on a terminal, a plain line every 30 seconds otherwise
+running steps' files: on a terminal one refreshing line (the grid's bar and the step's progress), or, with
+several steps running side by side, the bar and one line per step; plain lines every 30 seconds otherwise
 (CI, logs). Neither side changes any number: this module only reads and writes these files.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Callable, TextIO
 
@@ -68,30 +71,35 @@ def clock(seconds: float | None) -> str:
 
 class GridProgress:
     """The overall bar: steps done of total, elapsed time and an ETA from the measured step durations
-    (mean per step kind; the mean over all kinds for a kind not yet measured)."""
+    (mean per step kind; the mean over all kinds for a kind not yet measured), shared by ``jobs`` steps
+    running side by side."""
 
-    def __init__(self, kinds: list[str]):
-        self.kinds = list(kinds)         # kind of every step still to run, in order
+    def __init__(self, kinds: list[str], jobs: int = 1):
+        self.left = Counter(kinds)       # how many steps of each kind are still to finish
         self.total = len(kinds)
+        self.jobs = max(1, jobs)
         self.finished = 0
         self.t0 = time.monotonic()
         self.durations: dict[str, list[float]] = {}
 
     def step_done(self, kind: str, seconds: float) -> None:
         self.durations.setdefault(kind, []).append(seconds)
+        self.left[kind] -= 1
         self.finished += 1
 
-    def eta(self, running_for: float = 0.0) -> float | None:
-        """Seconds left for the steps not finished (the running one counted as started ``running_for`` ago)."""
+    def eta(self, running_for: float | list[float] = 0.0) -> float | None:
+        """Seconds left for the steps not finished (the running ones counted as started ``running_for``
+        seconds ago: one number, or one per running step), their work spread over the jobs."""
         measured = [d for ds in self.durations.values() for d in ds]
         if not measured:
             return None
         overall = sum(measured) / len(measured)
         mean = lambda k: sum(self.durations[k]) / len(self.durations[k]) if k in self.durations else overall  # noqa: E731
-        left = sum(mean(k) for k in self.kinds[self.finished:])
-        return max(0.0, left - running_for)
+        left = sum(mean(k) * n for k, n in self.left.items() if n > 0)
+        running = running_for if isinstance(running_for, (int, float)) else sum(running_for)
+        return max(0.0, left - running) / min(self.jobs, max(1, self.total - self.finished))
 
-    def line(self, running_for: float = 0.0) -> str:
+    def line(self, running_for: float | list[float] = 0.0) -> str:
         width = 20
         filled = int(width * self.finished / self.total) if self.total else width
         return (f"[{'#' * filled}{'.' * (width - filled)}] {self.finished}/{self.total} steps "
@@ -99,43 +107,71 @@ class GridProgress:
 
 
 class Ticker:
-    """While a step runs, every ``interval`` seconds: the grid's bar and the step's own progress on one
-    line. On a terminal (``tty``) the line is rewritten in place on stdout and ``log`` lines are printed
-    above it (use ``ticker.log``); otherwise it goes to ``log`` as a plain line every ``every`` seconds."""
+    """While steps run, every ``interval`` seconds: the grid's bar and each running step's own progress
+    (``add``/``remove`` a step as it starts and ends; ``path``, ``label``: one step running from the start).
+    With one step running, one line: the bar, then the step. With several, the bar and one line per step.
+    On a terminal (``tty``) the lines are rewritten in place on stdout and ``log`` lines are printed above
+    them (use ``ticker.log``); otherwise they go to ``log`` as plain lines every ``every`` seconds."""
 
-    def __init__(self, grid: GridProgress, path: Path, label: str, log: Callable[[str], None] = print,
-                 tty: bool = False, interval: float = 1.0, every: float = 30.0, stream: TextIO | None = None):
-        self.grid, self.path, self.label, self._log, self.tty = grid, path, label, log, tty
+    def __init__(self, grid: GridProgress, path: Path | None = None, label: str | None = None,
+                 log: Callable[[str], None] = print, tty: bool = False, interval: float = 1.0, every: float = 30.0,
+                 stream: TextIO | None = None):
+        self.grid, self._log, self.tty = grid, log, tty
         self.interval, self.every = interval, every
         self.stream = stream or sys.stdout
-        self.t0 = time.monotonic()
+        self.running: dict[Path, tuple[str, float]] = {}  # progress file -> (label, started)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self._width = 0
+        self._lines = 0   # lines drawn on the terminal
+        self._width = 0   # width of the last one
+        if path is not None:
+            self.add(path, label or "")
+
+    def add(self, path: Path, label: str) -> None:
+        """A step started: show it (``path``: its progress file)."""
+        with self._lock:
+            self.running[path] = (label, time.monotonic())
+
+    def remove(self, path: Path) -> None:
+        """A step ended: its line goes."""
+        with self._lock:
+            self.running.pop(path, None)
 
     def text(self) -> str:
-        running = time.monotonic() - self.t0
-        return f"{self.grid.line(running)} | {self.label}: {describe(read(self.path))} ({clock(running)})"
+        now = time.monotonic()
+        steps = [(label, now - t0, describe(read(path))) for path, (label, t0) in list(self.running.items())]
+        bar = self.grid.line([running for _, running, _ in steps])
+        if len(steps) == 1:
+            label, running, state = steps[0]
+            return f"{bar} | {label}: {state} ({clock(running)})"
+        return "\n".join([bar] + [f"  {label}: {state} ({clock(running)})" for label, running, state in steps])
 
     def _clear(self) -> None:
-        if self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
+        if self._lines:
+            up = "\x1b[1A\x1b[2K" * (self._lines - 1)  # the lines above the cursor, from the last one up
+            self.stream.write("\r" + " " * self._width + "\r" + up + "\r")
             self.stream.flush()
-            self._width = 0
+            self._lines = self._width = 0
 
     def _emit(self) -> None:
         text = self.text()
         with self._lock:
             if self.tty:
-                self.stream.write("\r" + text.ljust(self._width))
+                self._clear()
+                if self.stream.isatty():  # a line wider than the terminal would wrap, and not be cleared
+                    width = shutil.get_terminal_size().columns - 1
+                    text = "\n".join(line[:width] for line in text.split("\n"))
+                self.stream.write(text)
                 self.stream.flush()
-                self._width = len(text)
+                lines = text.split("\n")
+                self._lines, self._width = len(lines), len(lines[-1])
             else:
-                self._log(text)
+                for line in text.split("\n"):
+                    self._log(line)
 
     def log(self, message: str) -> None:
-        """``log(message)`` without mixing it into the refreshing line."""
+        """``log(message)`` without mixing it into the refreshing lines."""
         with self._lock:
             self._clear()
             self._log(message)
@@ -156,16 +192,3 @@ class Ticker:
         self._thread.join()
         with self._lock:
             self._clear()
-
-
-def step_env(path: Path) -> Callable[[], None]:
-    """Point ``$XLT_PROGRESS_FILE`` at ``path`` for the kernel about to start; returns the undo."""
-    old = os.environ.get(ENV)
-    os.environ[ENV] = str(path)
-
-    def undo() -> None:
-        if old is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = old
-    return undo

@@ -5,39 +5,45 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import time
 import traceback
 from typing import Iterator
 
-from ..progress import step_env
+from ..progress import ENV as PROGRESS_ENV
 from ..storage import atomic_write_json
-from .notebooks import execute_notebook
+from . import kernels
+from .notebooks import INTERRUPTED, execute_notebook
 from .step import Step
 
 
-def execute_step(step: Step, log=print) -> bool:
-    """Run one step's notebook with papermill; True on success. Never raises for a failing notebook; on
-    Ctrl-C the step is recorded as interrupted (it stays pending, not failed) and KeyboardInterrupt goes on.
+def execute_step(step: Step, log=print, env: dict[str, str] | None = None) -> bool:
+    """Run one step's notebook with papermill, its kernel given ``env`` (its threads, ``thread_environment``)
+    and its progress file; True on success. Never raises for a failing notebook; on Ctrl-C the step is
+    recorded as interrupted (it stays pending, not failed) and KeyboardInterrupt goes on.
     The caller holds the step's lock (``step_lock``)."""
     step.out_dir.mkdir(parents=True, exist_ok=True)
     for old in (step.results, step.error, step.interrupted, step.progress):
         old.unlink(missing_ok=True)
     partial = step.out_dir / ("partial." + step.notebook)
     t0 = time.time()
-    undo_env = step_env(step.progress)
+    kernel_env = {**(env or {}), PROGRESS_ENV: str(step.progress)}
     try:
-        execute_notebook(step.notebook, partial, step.notebook_params)
+        kernel = kernels.ready(kernel_env)  # this thread's warm kernel (``kernels.serving``), else None: a new one
+        execute_notebook(step.notebook, partial, step.notebook_params, kernel_env, kernel and kernel.km)
         problem = step.results_problem()
         if problem:
             raise RuntimeError(f"notebook finished without a valid results.json: {problem}")
         partial.replace(step.out_dir / step.notebook)
     except KeyboardInterrupt:
+        kernels.discard()
         if not step.done:
             atomic_write_json({"step": step.name, "seconds": time.time() - t0,
                                "at": time.strftime("%Y-%m-%d %H:%M:%S")}, step.interrupted)
         log(f"  interrupted {step.name} after {time.time() - t0:.0f}s: it stays pending; run again to resume")
         raise
     except Exception as exc:  # a failing step is recorded, the grid goes on
+        kernels.discard()  # the next step gets a fresh kernel
         step.results.unlink(missing_ok=True)
         error, where = exception_of(exc)
         atomic_write_json({"step": step.name, "kind": step.kind, "params": step.params, "config": step.cfg.to_dict(),
@@ -46,7 +52,6 @@ def execute_step(step: Step, log=print) -> bool:
         log(f"  FAILED {step.name}: {' '.join(error.split())[:400]}")
         return False
     finally:
-        undo_env()
         step.progress.unlink(missing_ok=True)
     log(f"  done   {step.name} ({time.time() - t0:.0f}s)")  # outside the try: a log that fails cannot fail the step
     return True
@@ -83,16 +88,31 @@ def step_lock(step: Step, log=print) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             log(f"  wait   {step.name}: another runner is running it")
-            fcntl.flock(f, fcntl.LOCK_EX)
+            while not _try_lock(f):  # polled: Ctrl-C must reach a runner's thread that waits here
+                if INTERRUPTED.is_set():
+                    raise KeyboardInterrupt from None
+                time.sleep(LOCK_POLL_S)
         yield  # closing the file releases the lock
 
 
-def run_one(step: Step, log=print, launch=None) -> bool:
+LOCK_POLL_S = 0.2
+
+
+def _try_lock(f) -> bool:
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def run_one(step: Step, log=print, launch=None, env: dict[str, str] | None = None) -> bool:
     """Run ``step`` unless it is done by the time its lock is held (another runner may have run it);
     True when it ends done. A dependency another runner is running is waited for; one that is not done
     then makes the step fail with "dependency failed", without running it. ``launch(step, log)``, when
     given, runs first under the lock (the Ray executor's torchrun phase of a multi-process pretraining,
-    ``ray_executor.torchrun_pretrain``); the problem it returns, if any, fails the step before its notebook."""
+    ``ray_executor.torchrun_pretrain``); the problem it returns, if any, fails the step before its notebook.
+    ``env``: what its kernel gets on top of this process's environment (``execute_step``)."""
     for dep in step.deps:
         if not dep.done:
             with step_lock(dep, log):
@@ -104,14 +124,14 @@ def run_one(step: Step, log=print, launch=None) -> bool:
         failed = [d for d in step.deps if not d.done]
         if failed:
             record_error(step, f"dependency failed: {', '.join(d.name for d in failed)}")
-            log("  skipped: a dependency failed")
+            log(f"  skipped {step.name}: a dependency failed")
             return False
         problem = launch(step, log) if launch is not None else None
         if problem:
             record_error(step, problem)
             log(f"  FAILED {step.name}: {problem}")
             return False
-        return execute_step(step, log)
+        return execute_step(step, log, env)
 
 
 def record_error(step: Step, error: str) -> None:
@@ -119,3 +139,9 @@ def record_error(step: Step, error: str) -> None:
     launch, a Ray worker lost): ``error.json`` as ``status`` reads it. Hold the step's lock."""
     step.interrupted.unlink(missing_ok=True)
     atomic_write_json({"step": step.name, "kind": step.kind, "params": step.params, "error": error}, step.error)
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """``XLT_THREADS`` and ``OMP_NUM_THREADS`` for a step's kernel: ``threads`` (``model.set_threads`` and
+    torch's default read them), or the value set where the runner runs, which wins."""
+    return {var: os.environ.get(var, str(threads)) for var in ("XLT_THREADS", "OMP_NUM_THREADS")}

@@ -85,8 +85,9 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
             if reason:
                 skip(f"{lang} x {task} (every transformation)", reason)
         for variant, seed in itertools.product(grid.variants, grid.seeds):
-            for tr, corpus, ft_seed in itertools.product(grid.transformations, grid.corpus_settings or [None],
-                                                         grid.finetune_seeds or [None]):
+            for tr, corpus, ft_seed in [(tr, corpus, ft_seed) for tr in grid.transformations
+                                        for corpus in grid.corpus_settings_of(tr)
+                                        for ft_seed in grid.finetune_seeds or [None]]:
                 cfg = grid.config(lang, seed, tr, finetune_seed=ft_seed, corpus_setting=corpus, variant=variant)
                 mono, mono_tasks = mono_steps(cfg)
                 pre = add("pretrain", cfg)

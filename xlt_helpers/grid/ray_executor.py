@@ -28,7 +28,7 @@ from pathlib import Path
 from ..config import process_env
 from ..progress import ENV as PROGRESS_ENV
 from ..progress import clock, describe, read
-from .execute import record_error, run_one, step_lock
+from .execute import record_error, run_one, step_lock, thread_environment
 from .kinds import KINDS
 from .step import Step
 
@@ -48,10 +48,7 @@ def step_environment(resources: dict[str, float]) -> dict[str, str]:
     folders, switches), and as many threads as the task has CPUs unless ``XLT_THREADS`` or
     ``OMP_NUM_THREADS`` is set (then the driver's value), so steps sharing a node do not oversubscribe it."""
     env = {k: v for k, v in os.environ.items() if k.startswith("XLT_") and k != PROGRESS_ENV}
-    threads = str(max(1, int(resources["num_cpus"])))
-    env.setdefault("XLT_THREADS", threads)
-    env["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", threads)
-    return env
+    return {**env, **thread_environment(max(1, int(resources["num_cpus"])))}
 
 
 def run_step_task(step: Step, env: dict[str, str], pretrain_procs: int = 1) -> tuple[bool, list[str]]:

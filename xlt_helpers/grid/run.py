@@ -10,12 +10,17 @@ is ``stale``: it is reused with a warning line, or redone with ``rerun_stale``. 
 """
 from __future__ import annotations
 
+import os
+import resource
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..config import runs_dir
+from ..storage import atomic_write_json
+from . import kernels
 from .aggregate import aggregate
-from .local_executor import run_steps
+from .local_executor import default_jobs, run_steps, usable_cores
 from .plan import Skip, plan
 from .preflight import check_before_run
 from .spec import Grid, load_grid
@@ -41,25 +46,35 @@ def to_run(steps: list[Step], rerun_stale: bool = False, log=print) -> list[Step
 
 
 def run_grid(grid_path: str | Path, log=print, rerun_stale: bool = False, executor: str = "local",
-             set_overrides: Mapping[str, Any] | None = None, **ray_options: Any) -> Path:
+             set_overrides: Mapping[str, Any] | None = None, jobs: int | None = 1, warm_kernels: bool = True,
+             **ray_options: Any) -> Path:
     """Run every step of a grid that is not done yet (and the stale ones with ``rerun_stale``), then
     aggregate; returns the report folder. Every config is resolved and checked before any step runs.
     ``set_overrides``: more config fields by dotted name, as the grid's ``overrides`` (``spec.load_grid``)."""
     grid = load_grid(grid_path, set_overrides)
-    return run_plan(grid, *plan(grid), log=log, rerun_stale=rerun_stale, executor=executor, **ray_options)
+    return run_plan(grid, *plan(grid), log=log, rerun_stale=rerun_stale, executor=executor, jobs=jobs,
+                    warm_kernels=warm_kernels, **ray_options)
 
 
 def run_plan(grid: Grid, steps: list[Step], skips: list[Skip], log=print, rerun_stale: bool = False,
-             executor: str = "local", **ray_options: Any) -> Path:
+             executor: str = "local", jobs: int | None = 1, warm_kernels: bool = True, **ray_options: Any) -> Path:
     """``run_grid`` on a grid already planned (``plan.plan``), so that the caller can read its steps'
     states afterwards without planning again; returns the report folder.
-    ``executor``: ``local`` runs the steps one at a time here (``run_steps``); ``ray`` submits them as
-    Ray tasks (``ray_executor.run_steps_ray``, which takes ``ray_options``: address, cpus_per_step,
-    pretrain_procs)."""
+    ``executor``: ``local`` runs the steps here, ``jobs`` of them side by side (``run_steps``; None: what
+    the machine can use, ``local_executor.default_jobs``), each thread's in one warm kernel unless
+    ``warm_kernels`` is False (``kernels``); ``ray`` submits them as Ray tasks
+    (``ray_executor.run_steps_ray``, which takes ``ray_options``: address, cpus_per_step, pretrain_procs).
+    The run's wall time goes to the report folder's ``timing.json`` (``benchmarks/time_by_kind.py``)."""
     if executor not in ("local", "ray"):
         raise ValueError(f"unknown executor {executor!r}: expected local or ray")
     if executor == "local" and ray_options:
         raise ValueError(f"{', '.join(sorted(ray_options))}: only with executor ray")
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs must be at least 1, found {jobs}")
+    if executor == "ray" and jobs not in (1, None):
+        raise ValueError("jobs: only with executor local (Ray places steps by their resources)")
+    jobs = (default_jobs() if jobs is None else jobs) if executor == "local" else None
+    t0, load, cpu = time.time(), os.getloadavg(), _cpu_seconds()
     check_before_run(grid, steps, runs_dir())  # what would fail only after steps ran: refused now
     todo = to_run(steps, rerun_stale, log)
     log(f"grid {grid.name}: {len(steps)} steps, {len(steps) - len(todo)} already done, {len(skips)} cells skipped")
@@ -71,11 +86,27 @@ def run_plan(grid: Grid, steps: list[Step], skips: list[Skip], log=print, rerun_
 
             run_steps_ray(todo, log, **ray_options)
         else:
-            run_steps(todo, log)
+            run_steps(todo, log, jobs, warm_kernels)
     except KeyboardInterrupt:
         log(f"grid {grid.name}: interrupted; finished steps are kept, run again to resume")
         raise
-    return aggregate(grid, steps, log, skips)
+    t1 = time.time()
+    report_dir = aggregate(grid, steps, log, skips)
+    now = time.time()
+    atomic_write_json({"grid": grid.name, "executor": executor, "jobs": jobs, "cores": usable_cores(),
+                       "steps": len(steps), "steps_run": len(todo),
+                       "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t0)),
+                       "steps_s": round(t1 - t0, 1), "aggregate_s": round(now - t1, 1), "wall_s": round(now - t0, 1),
+                       "cpu_s": round(_cpu_seconds() - cpu, 1), "load_before": load, "load_after": os.getloadavg(),
+                       "warm_kernels": {k: round(v, 1) for k, v in kernels.STATS.items()} if jobs else None},
+                      report_dir / "timing.json")
+    return report_dir
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its ended children (the steps' kernels, once reaped)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def status(grid_path: str | Path, set_overrides: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:

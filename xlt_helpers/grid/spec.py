@@ -2,7 +2,8 @@
 
 Grid keys: ``languages`` x ``transformations`` x ``tasks`` (synthetic derived languages), ``pairs``
 (natural language pairs ``"en-fr"``: pretrain on both, fine-tune on the first, test on the second),
-``seeds`` (pretraining), ``corpus_settings`` (one model per derived-corpus setting), ``finetune_seeds``
+``seeds`` (pretraining), ``corpus_settings`` (one model per derived-corpus setting: a list for every
+transformation, or a mapping ``{translit: [parallel, nonparallel]}`` for the listed ones), ``finetune_seeds``
 (fine-tuning only, each reusing the pretrained models; default: the pretraining seed), ``scale`` (a
 preset of run_config.PRESETS), ``overrides`` (any config field by its dotted name, e.g.
 ``pretrain.steps: 500``), ``variants`` (named sets of further overrides), ``alignment``, ``description``.
@@ -25,8 +26,8 @@ from .preflight import canonical_transformations, check_axes, check_name
 GRID_KEYS = {"name", "scale", "seeds", "finetune_seeds", "corpus_settings", "languages", "transformations", "tasks",
              "overrides", "variants",
              "alignment", "description", "pairs"}
-LIST_KEYS = {"seeds": int, "finetune_seeds": int, "corpus_settings": str, "languages": str, "transformations": str,
-             "tasks": str, "pairs": str}
+LIST_KEYS = {"seeds": int, "finetune_seeds": int, "languages": str, "transformations": str, "tasks": str,
+             "pairs": str}
 
 
 @dataclass
@@ -38,13 +39,21 @@ class Grid:
     tasks: list[str]
     seeds: list[int] = field(default_factory=lambda: [0])
     finetune_seeds: list[int] | None = None         # None: each model fine-tuned with its pretraining seed
-    corpus_settings: list[str] | None = None        # None: data.corpus_setting from the preset and overrides
+    # None: data.corpus_setting from the preset and overrides; a list: these for every transformation; a
+    # mapping: these for the transformations it lists, the preset's for the others
+    corpus_settings: list[str] | dict[str, list[str]] | None = None
     overrides: dict = field(default_factory=dict)   # dotted config fields -> values
     variants: dict[str, dict] = field(default_factory=lambda: {DEFAULT_VARIANT: {}})  # name -> more overrides
     alignment: bool = True
     description: str = ""
     pairs: list[str] = field(default_factory=list)  # natural language pairs "first-second", e.g. "en-fr"
     path: str = "grid"                              # the file it came from (for messages)
+
+    def corpus_settings_of(self, transformation: str) -> list[str | None]:
+        """The corpus settings of ``transformation``'s models, one model each (None: the preset's)."""
+        if isinstance(self.corpus_settings, dict):
+            return list(self.corpus_settings.get(transformation) or [None])
+        return list(self.corpus_settings or [None])
 
     def config(self, language: str, seed: int, transformation: str | None = None,
                second_language: str | None = None, finetune_seed: int | None = None,
@@ -92,6 +101,8 @@ def load_grid(path: str | Path, set_overrides: Mapping[str, Any] | None = None) 
         value = raw.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
             raise ConfigError(f"{path}: {key} must be a list of {kind.__name__}s, found {value!r}")
+    if "corpus_settings" in raw:
+        raw["corpus_settings"] = _load_corpus_settings(raw["corpus_settings"], raw["transformations"], path)
     for key in ("seeds", "finetune_seeds", "corpus_settings"):
         if key in raw and not raw[key]:
             raise ConfigError(f"{path}: {key} must not be empty (leave the key out for the default)")
@@ -145,11 +156,13 @@ def load_grid(path: str | Path, set_overrides: Mapping[str, Any] | None = None) 
                               "expected one to pretrain its models on")
     first = grid.languages[0] if grid.languages else parse_pair(grid.pairs[0], path)[0] if grid.pairs else None
     if first is not None:  # the overrides, checked now; plan() resolves every model's config
-        for corpus in grid.corpus_settings or []:
+        settings = grid.corpus_settings or []
+        for corpus in dict.fromkeys(settings if isinstance(settings, list) else itertools.chain(*settings.values())):
             resolve(grid.scale, {"data.corpus_setting": corpus}, where=f"{path}: corpus_settings")
-        for corpus, variant in itertools.product(grid.corpus_settings or [None], grid.variants):
-            grid.config(first, grid.seeds[0], grid.transformations[0] if grid.transformations else None,
-                        corpus_setting=corpus, variant=variant)
+        models = [(t, c) for t in grid.transformations for c in grid.corpus_settings_of(t) if c is not None]
+        for (tr, corpus), variant in itertools.product(
+                models or [(grid.transformations[0] if grid.transformations else None, None)], grid.variants):
+            grid.config(first, grid.seeds[0], tr, corpus_setting=corpus, variant=variant)
         if len(grid.variants) > 1:  # two variants that build the same models would count every run twice
             seen: dict[str, str] = {}
             for variant in grid.variants:
@@ -164,6 +177,28 @@ def load_grid(path: str | Path, set_overrides: Mapping[str, Any] | None = None) 
 
 
 GROUPS_OF_A_RUN = ("model", "data", "pretrain", "finetune", "evaluate")
+
+
+def _load_corpus_settings(raw: Any, transformations: Any, path: Path) -> list[str] | dict[str, list[str]]:
+    """The grid's ``corpus_settings``: a list of settings for every transformation, or a mapping from some
+    of the grid's transformations to their lists (``{translit: [parallel, nonparallel, other_domain]}``)."""
+    form = ("expected a list of corpus settings, e.g. [parallel, nonparallel, other_domain], or a mapping of "
+            "transformations to such lists, e.g. {translit: [parallel, nonparallel]}")
+    is_list = lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)  # noqa: E731
+    if is_list(raw):
+        return raw
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and is_list(v) for k, v in raw.items()):
+        raise ConfigError(f"{path}: corpus_settings: {form}, found {raw!r}")
+    known = transformations if isinstance(transformations, list) else []
+    for tr, settings in raw.items():
+        if tr not in known:
+            raise ConfigError(f"{path}: corpus_settings: {tr!r} is not one of the grid's transformations "
+                              f"({', '.join(map(str, known)) or 'none'}): expected a transformation listed in "
+                              "`transformations`")
+        if not settings:
+            raise ConfigError(f"{path}: corpus_settings: {tr}: must not be empty (leave the transformation out "
+                              "for the preset's setting)")
+    return raw
 
 
 def _load_variants(raw: Any, path: Path) -> dict[str, dict]:
