@@ -916,7 +916,7 @@ def test_a_failed_cell_is_recorded_as_its_own_exception(tmp_path, monkeypatch, c
     path, steps = _grid(tmp_path, monkeypatch)
     step = steps[0]
 
-    def failing(notebook, output, parameters):
+    def failing(notebook, output, parameters, *kernel):
         raise _cell_error()
     monkeypatch.setattr("xlt_helpers.grid.execute.execute_notebook", failing)
     from xlt_helpers.grid.execute import execute_step
@@ -941,7 +941,7 @@ def test_an_error_recorded_with_papermills_banner_shows_the_exception(tmp_path, 
 def test_run_names_the_real_exception_of_the_first_failed_step(tmp_path, monkeypatch, capsys):
     path, steps = _grid(tmp_path, monkeypatch)
 
-    def notebook(name, output, parameters):
+    def notebook(name, output, parameters, *kernel):
         raise _cell_error("FloatingPointError", "pretraining diverged: loss nan")
     monkeypatch.setattr("xlt_helpers.grid.execute.execute_notebook", notebook)
     monkeypatch.setattr("xlt_helpers.grid.run.aggregate", lambda *a, **k: tmp_path)

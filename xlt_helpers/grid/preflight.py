@@ -40,8 +40,12 @@ def check_axes(raw: dict, where: str) -> None:
     if not (raw.get("languages") and raw.get("transformations")) and not raw.get("pairs"):
         raise ConfigError(f"{where}: no model to train: expected languages and transformations both non-empty, "
                           "or pairs (the grid would run nothing)")
-    for key in ("languages", "transformations", "tasks", "pairs", "seeds", "finetune_seeds", "corpus_settings"):
-        values = raw.get(key) or []
+    settings = raw.get("corpus_settings")  # a list, or a mapping from some transformations to lists
+    lists = [(key, raw.get(key) or []) for key in ("languages", "transformations", "tasks", "pairs", "seeds",
+                                                   "finetune_seeds")]
+    lists += [(f"corpus_settings of {t}", v) for t, v in settings.items() if isinstance(v, list)] \
+        if isinstance(settings, dict) else [("corpus_settings", settings or [])]
+    for key, values in lists:
         twice = sorted({str(v) for v in values if values.count(v) > 1})
         if twice:
             raise ConfigError(f"{where}: {key} lists {twice[0]!r} twice: expected each once")
