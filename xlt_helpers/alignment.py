@@ -85,6 +85,16 @@ def procrustes(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (u @ vt).to(x.dtype)
 
 
+def twin_candidates(table: np.ndarray, n_special: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """What P@1 without mapping compares: the original tokens that have a twin, the candidates (every
+    derived token) and, for each original token, the row of its twin among the candidates."""
+    moved = twin_pairs(table, n_special)[:, 0]
+    if len(moved) == 0:
+        raise ValueError("alignment needs a derived language with Transliteration (no token has a twin)")
+    derived_vocab = np.unique(table[n_special:])
+    return moved, derived_vocab, torch.from_numpy(np.searchsorted(derived_vocab, table[moved]))
+
+
 def alignment_report(embeddings: torch.Tensor, table: np.ndarray, n_special: int, heldout: float = 0.5,
                      seed: int = 0, dictionary: Dictionary | None = None) -> dict:
     """Alignment of a model's input embeddings under the transliteration ``table`` (original id -> derived id).
@@ -94,11 +104,7 @@ def alignment_report(embeddings: torch.Tensor, table: np.ndarray, n_special: int
     trained with (align, dict_mlm), also P@1 over its training pairs (``alignment_at_1_dict``) and over its
     held-out pairs (``alignment_at_1_heldout``: tokens never in the dictionary), against the same candidates.
     """
-    moved = twin_pairs(table, n_special)[:, 0]
-    if len(moved) == 0:
-        raise ValueError("alignment needs a derived language with Transliteration (no token has a twin)")
-    derived_vocab = np.unique(table[n_special:])
-    twin = torch.from_numpy(np.searchsorted(derived_vocab, table[moved]))  # row of each twin in derived_vocab
+    moved, derived_vocab, twin = twin_candidates(table, n_special)
     E = embeddings.detach().float().cpu()
     orig, cands = E[torch.from_numpy(moved)], E[torch.from_numpy(derived_vocab)]
     p1 = alignment_at_1(orig, cands, twin)

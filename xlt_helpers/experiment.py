@@ -314,10 +314,14 @@ def run_retrieval(cfg: RunConfig, bilingual_dir: str | Path, mono_dir: str | Pat
 @phase("step")
 def run_alignment(cfg: RunConfig, bilingual_dir: str | Path) -> dict:
     """Embedding alignment P@1 (without mapping, and with Procrustes on held-out pairs); for a model trained
-    with a dictionary (its ``dictionary.tsv``), also P@1 over the dictionary's pairs and over held-out pairs."""
+    with a dictionary (its ``dictionary.tsv``), also P@1 over the dictionary's pairs and over held-out pairs.
+    With ``evaluate.contextual``, contextual P@1 and linear CKA per layer on held-out parallel sentences; for
+    a model pretrained with ``pretrain.embedding_snapshots``, P@1 at each snapshot (``alignment_measures``)."""
     from transformers import RobertaForMaskedLM
 
-    _, _, derived = model_languages(bilingual_dir, cfg.data.transformation)
+    from .alignment_measures import STEP, history_report
+
+    tok, _, derived = model_languages(bilingual_dir, cfg.data.transformation)
     model = RobertaForMaskedLM.from_pretrained(str(bilingual_dir), local_files_only=True)
     emb = model.roberta.embeddings.word_embeddings.weight
     seed = cfg.pretrain.seed
@@ -330,8 +334,33 @@ def run_alignment(cfg: RunConfig, bilingual_dir: str | Path) -> dict:
     metrics = ("alignment_at_1", "alignment_at_1_procrustes", "chance")
     if dictionary is not None:
         metrics += ("alignment_at_1_dict", "alignment_at_1_heldout")
+    if cfg.evaluate.contextual:
+        contextual = _contextual(cfg, model.roberta, tok, derived)
+        rep.update(contextual)
+        metrics += tuple(k for k in contextual if not k.startswith("n_"))
+    for step, value in history_report(bilingual_dir, derived.table, N_SPECIAL).items():
+        rep[STEP.format(step)] = value
+        metrics += (STEP.format(step),)
     rows = [row(label, name, "alignment", "none", k, rep[k], seed, cfg.preset) for k in metrics]
     return {"kind": "alignment", "rows": rows, "report": rep}
+
+
+def _contextual(cfg: RunConfig, encoder, tok: Tokenizer, derived: DerivedLanguage) -> dict[str, float]:
+    """``alignment_measures.contextual_report`` on the first ``evaluate.contextual_sentences`` Tatoeba
+    sentences of ``data.language`` beside their derived form, cut to the model's block length."""
+    import torch
+
+    from .alignment_measures import contextual_report, parallel_sentences
+    from .model import pick_device
+
+    d, ft = cfg.data, cfg.finetune
+    sentences = load_task("retrieval", d.language, "test", max_examples=cfg.evaluate.contextual_sentences)
+    trees = tree_parser(d.language, d) if derived.needs_trees else None
+    pairs = parallel_sentences(tok, derived, sentences, cfg.pretrain.seq_len, trees)
+    # the alignment kind asks a cluster for no GPU (grid.kinds): without one in sight it runs on the CPU
+    device = pick_device(ft.device if ft.device != "cuda" or torch.cuda.is_available() else "cpu")
+    precision = ft.precision if device.type == ft.device else "fp32"
+    return contextual_report(encoder.to(device).eval(), pairs, ft.eval_batch_size, precision)
 
 
 def save_results(result: dict, out_dir: str | Path, cfg: RunConfig, params: dict | None = None) -> Path:

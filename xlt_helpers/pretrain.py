@@ -17,6 +17,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from . import progress as live
+from . import snapshots
 from .corpus import build_pretraining_data
 from .fingerprint import code_fingerprint
 from .model import (autocast, build_mlm, compile_layers, lr_at, mask_tokens, masked_logits, mlm_loss, pick_device,
@@ -188,6 +189,9 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict
     step, (loss_sum, tps, last_terms) = _resume(ckpt_path, model, opt, device, rank, world, seed, run_id=_run_id(cfg))
     if main:
         _truncate_log(log_path, step)
+        snapshots.trim(out, step)
+        if step == 0 and snapshots.due(0, p.embedding_snapshots, p.steps):
+            _snapshot(model, out, 0)
     align_pairs = torch.from_numpy(dictionary.train).to(device) if "align" in p.objectives else None
     net: torch.nn.Module = MaskedLMLoss(model, align_pairs)
     if world > 1:
@@ -235,6 +239,8 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict
             if step % p.checkpoint_every == 0 or step == p.steps:
                 _checkpoint(model, opt, step, (loss_sum, tps, last_terms), device, world, main, log, ckpt_path,
                             _run_id(cfg))
+            if main and snapshots.due(step, p.embedding_snapshots, p.steps):
+                _snapshot(model, out, step)
     finally:
         if log is not None:
             log.close()
@@ -263,6 +269,8 @@ def pretrain(cfg: RunConfig, out_dir: str | Path, progress: bool = True) -> dict
         tok.save(str(out / "model" / TOKENIZER_FILE))
         if dictionary is not None:
             dictionary.save(out / "model" / DICTIONARY_FILE)
+        if p.embedding_snapshots:
+            snapshots.pack(out, out / "model")
         atomic_write_json(meta, out / "model" / "xlt_meta.json")
     if world > 1:
         dist.barrier()  # the model is on disk before any rank returns
@@ -390,6 +398,11 @@ def _checkpoint(model, opt, step: int, last: tuple[float, float | None, dict[str
                            "cuda_rng_per_rank": cuda_rngs if device.type == "cuda" else None}, path)
     if world > 1:
         dist.barrier()
+
+
+def _snapshot(model: torch.nn.Module, out: Path, step: int) -> None:
+    """The input embeddings after ``step`` (``snapshots``: how alignment grows during training)."""
+    snapshots.save(model.get_input_embeddings().weight.detach().float().cpu().numpy(), out, step)
 
 
 def _truncate_log(path: Path, step: int) -> None:

@@ -115,6 +115,9 @@ class PretrainConfig:
     device: str = _f("auto", "auto: cuda if available, else cpu", ("auto", "cpu", "cuda", "mps"))
     checkpoint_every: int = _f(5000, "steps between resumable checkpoints (does not change the numbers)",
                                key=False)
+    embedding_snapshots: int = _f(0, "steps between snapshots of the word embeddings kept in the model folder "
+                                     "(embeddings_history.npz: the alignment step's P@1 over training); 0: none",
+                                  key="when_set")
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,10 @@ class EvaluateConfig:
 
     alignment_heldout: float = _f(0.5, "share of token pairs held out when fitting Procrustes, in (0, 1)")
     retrieval_layer: int | None = _f(None, "hidden state used for retrieval (0: embeddings); None: the middle layer")
+    contextual: bool = _f(False, "the alignment step also measures contextual word alignment P@1 and linear CKA "
+                                 "per layer on held-out parallel sentences (docs/alignment.md)", key="when_set")
+    contextual_sentences: int = _f(1000, "Tatoeba sentences of the original language those measures use (the "
+                                         "first n; each beside its derived form)", key="when_set")
 
 
 GROUPS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "pretrain": PretrainConfig,
@@ -186,11 +193,13 @@ class RunConfig:
         that varies them shares one monolingual model). ``shift_special`` stays: MZ retrieval builds
         the derived test set from the monolingual model's own settings. The pretraining objectives and
         their fields go back to their defaults too: the monolingual model (MZ) is plain MLM, shared by
-        every objective. ``finetune.save_models`` goes back too: MZ's fine-tuned model is always kept."""
+        every objective; so do embedding snapshots (a monolingual model has no twins to align).
+        ``finetune.save_models`` goes back too: MZ's fine-tuned model is always kept."""
         d, p = DataConfig(), PretrainConfig()
         return self.replace(**{"data.transformation": None, "data.second_language": None,
                                "data.corpus_setting": d.corpus_setting, "data.derived_fraction": d.derived_fraction,
                                "finetune.save_models": FinetuneConfig().save_models, "pretrain.objectives": p.objectives,
+                               "pretrain.embedding_snapshots": p.embedding_snapshots,
                                **{f"pretrain.{name}": getattr(p, name) for name in OBJECTIVE_FIELDS}})
 
 
@@ -421,6 +430,8 @@ def _validate(cfg: RunConfig, where: str) -> None:
     need(0.0 <= ft.warmup_ratio < 1.0, "finetune.warmup_ratio", "a share in [0, 1)")
     need(ft.embedding_lr_scale >= 0.0, "finetune.embedding_lr_scale", "a share of finetune.lr, 0 or more (0: frozen)")
     need(0.0 < ev.alignment_heldout < 1.0, "evaluate.alignment_heldout", "a share in (0, 1)")
+    need(p.embedding_snapshots >= 0, "pretrain.embedding_snapshots", "0 (none) or a positive number of steps")
+    need(ev.contextual_sentences > 0, "evaluate.contextual_sentences", "a positive integer")
     need(ev.retrieval_layer is None or 0 <= ev.retrieval_layer <= m.layers, "evaluate.retrieval_layer",
          f"null or a layer in 0..{m.layers} (0: embeddings)")
     from .data import languages

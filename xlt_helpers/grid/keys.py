@@ -71,7 +71,9 @@ def step_dir(cfg: RunConfig, kind: str, task: str | None = None) -> Path:
         return model_dir(cfg) / k.folder
     if k.task:
         return model_dir(cfg) / f"{k.folder}{task}_{step_key(cfg, k.groups, task_data_key(cfg, task))}"
-    return model_dir(cfg) / f"{k.folder}{step_key(cfg, k.groups)}"
+    # the alignment step's contextual measures read Tatoeba sentences: their file's content too
+    extra = (task_data_key(cfg, "retrieval"),) if kind == "alignment" and cfg.evaluate.contextual else ()
+    return model_dir(cfg) / f"{k.folder}{step_key(cfg, k.groups, *extra)}"
 
 
 def transformation_dirname(transformation: str) -> str:

@@ -41,8 +41,9 @@ KINDS: dict[str, StepKind] = {k.name: k for k in (
              ("finetune", "encoding", "tasks", "metrics", "trees", "pretrained"), ("pretrain", "finetune_mono"),
              task_parameter=True),
     # alignment reads the saved embeddings on the CPU: no GPU
+    # (evaluate.contextual adds forward passes over 1,000 sentences: small enough for a CPU too)
     StepKind("alignment", "03_alignment.ipynb", "alignment_", ("evaluate",), False, "finetune", 0.0,
-             ("alignment", "pretrained"), ("pretrain",)),
+             ("alignment", "alignment_measures", "trees", "pretrained"), ("pretrain",)),
     StepKind("retrieval", "05_retrieval.ipynb", "", ("finetune", "evaluate"), True, "finetune", 0.25,
              ("retrieval", "encoding", "tasks", "metrics", "trees", "pretrained"), ("pretrain",)),
 )}

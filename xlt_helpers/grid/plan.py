@@ -47,6 +47,8 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
     from ..qa import unsupported_reason
     from ..tasks import get_task
 
+    if grid.blocks:
+        return _plan_blocks(grid)
     steps: dict[Path, Step] = {}
     skips: list[Skip] = []
 
@@ -139,6 +141,20 @@ def plan(grid: Grid) -> tuple[list[Step], list[Skip]]:
                     continue
                 add("transfer", cfg, task, (pre, mono_tasks[task]),
                     pretrained=str(pre.out_dir / "model"), mono_task_dir=str(mono_tasks[task].out_dir))
+    return list(steps.values()), skips
+
+
+def _plan_blocks(grid: Grid) -> tuple[list[Step], list[Skip]]:
+    """The union of the blocks' plans: a step planned by two blocks runs once and serves the variants of both."""
+    steps: dict[Path, Step] = {}
+    skips: list[Skip] = []
+    for part in grid.blocks:
+        part_steps, part_skips = plan(part)
+        for s in part_steps:
+            kept = steps.setdefault(s.out_dir, s)
+            kept.variants += [v for v in s.variants if v not in kept.variants]
+            s.deps = [steps.get(d.out_dir, d) for d in s.deps]
+        skips += [sk for sk in part_skips if sk not in skips]
     return list(steps.values()), skips
 
 

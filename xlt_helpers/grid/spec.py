@@ -6,7 +6,9 @@ Grid keys: ``languages`` x ``transformations`` x ``tasks`` (synthetic derived la
 transformation, or a mapping ``{translit: [parallel, nonparallel]}`` for the listed ones), ``finetune_seeds``
 (fine-tuning only, each reusing the pretrained models; default: the pretraining seed), ``scale`` (a
 preset of run_config.PRESETS), ``overrides`` (any config field by its dotted name, e.g.
-``pretrain.steps: 500``), ``variants`` (named sets of further overrides), ``alignment``, ``description``.
+``pretrain.steps: 500``), ``variants`` (named sets of further overrides), ``alignment``, ``description``,
+and ``blocks`` (a list of blocks, each the top level with some keys replaced: the union of their steps, for
+a design that is not a product of axes; docs/alignment.md).
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ from .preflight import canonical_transformations, check_axes, check_name
 
 GRID_KEYS = {"name", "scale", "seeds", "finetune_seeds", "corpus_settings", "languages", "transformations", "tasks",
              "overrides", "variants",
-             "alignment", "description", "pairs"}
+             "alignment", "description", "pairs", "blocks"}
+BLOCK_KEYS = GRID_KEYS - {"name", "scale", "description", "blocks"}  # what one block of a grid may set
 LIST_KEYS = {"seeds": int, "finetune_seeds": int, "languages": str, "transformations": str, "tasks": str,
              "pairs": str}
 
@@ -48,6 +51,7 @@ class Grid:
     description: str = ""
     pairs: list[str] = field(default_factory=list)  # natural language pairs "first-second", e.g. "en-fr"
     path: str = "grid"                              # the file it came from (for messages)
+    blocks: list["Grid"] = field(default_factory=list)  # a grid of blocks: the union of their steps (``plan``)
 
     def corpus_settings_of(self, transformation: str) -> list[str | None]:
         """The corpus settings of ``transformation``'s models, one model each (None: the preset's)."""
@@ -88,6 +92,38 @@ def load_grid(path: str | Path, set_overrides: Mapping[str, Any] | None = None) 
         raise ConfigError(f"{path}{f':{line}' if line else ''}: not valid YAML ({problem})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of grid keys, found {type(raw).__name__}")
+    if "blocks" in raw:
+        return _load_blocks(raw, path)
+    return _grid_from_mapping(raw, path)
+
+
+def _load_blocks(raw: dict, path: Path) -> Grid:
+    """A grid of ``blocks``: each block is the top level with the block's keys in place of its own
+    (``overrides`` merged, the block's on top), validated as a grid of its own; the grid runs the union of
+    their steps, a step shared by two blocks once. For designs a product of axes cannot express: some
+    transformations with more seeds, a variant on one transformation only, a language with one seed."""
+    blocks = raw.pop("blocks")
+    if not isinstance(blocks, list) or not blocks or not all(isinstance(b, dict) for b in blocks):
+        raise ConfigError(f"{path}: blocks must be a non-empty list of mappings of grid keys, found {blocks!r}")
+    for k, block in enumerate(blocks):
+        for key in set(block) - BLOCK_KEYS:
+            raise ConfigError(f"{path}: blocks[{k}]: {key!r} cannot be set per block"
+                              f"{_closest(str(key), sorted(BLOCK_KEYS))} (allowed: {', '.join(sorted(BLOCK_KEYS))})")
+    raw.setdefault("name", path.stem)
+    top = flatten_overrides(raw.get("overrides") or {}, f"{path}: overrides")
+    parts = []
+    for k, block in enumerate(blocks):
+        merged = {**raw, **block}
+        merged["overrides"] = {**top, **flatten_overrides(block.get("overrides") or {}, f"{path}: blocks[{k}]: overrides")}
+        parts.append(_grid_from_mapping(merged, Path(f"{path}#blocks[{k}]")))
+    union = lambda key: list(dict.fromkeys(v for p in parts for v in getattr(p, key)))  # noqa: E731
+    return Grid(name=raw["name"], scale=parts[0].scale, languages=union("languages"),
+                transformations=union("transformations"), tasks=union("tasks"), seeds=union("seeds"),
+                description=raw.get("description", ""), pairs=union("pairs"), path=str(path), blocks=parts)
+
+
+def _grid_from_mapping(raw: dict, path: Path) -> Grid:
+    """A grid from its YAML mapping, every key, override and model config checked (``path``: for messages)."""
     if "options" in raw:
         raise ConfigError(f"{path}: `options` is gone: write its fields under `overrides` with their group, "
                           "e.g. overrides: {data.corpus_setting: nonparallel, data.shift_special: true}")

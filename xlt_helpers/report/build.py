@@ -21,8 +21,8 @@ import pandas as pd
 
 from ..labels import PAIR
 from ..stats import format_interval
-from . import (calibration, chance, curves, intervals, narrative, plots, provenance, reference, regressions, results,
-               scorecard, tables, targets)
+from . import (alignment_plots, alignment_study, calibration, chance, curves, intervals, narrative, plots, provenance,
+               reference, regressions, results, scorecard, tables, targets)
 
 FIGURES = "figures"  # the folder beside report.html that holds every figure as PNG and SVG
 
@@ -137,7 +137,10 @@ class Report:
     def tests(self) -> pd.DataFrame:
         """The scorecard's tests, those built on a classifier at chance or collapsed made inconclusive."""
         corr = self.correlations
-        tests = scorecard.scorecard(self.cells, corr[corr.predictor == "alignment_at_1"] if len(corr) else None)
+        # with the alignment study's measures: finding 5 per language, the first protocol, CI over configurations
+        five = alignment_study.scorecard_correlations(self.associations[0]) if len(self.associations[0]) else None
+        tests = scorecard.scorecard(self.cells, five if five is not None and len(five) else
+                                    corr[corr.predictor == "alignment_at_1"] if len(corr) else None)
         return chance.gate(tests, self.health)
 
     @cached_property
@@ -160,6 +163,21 @@ class Report:
         rows = self.df[self.df.setting.isin(results.SETTINGS)]
         steps = rows.groupby(index, sort=False).step.agg(lambda s: list(dict.fromkeys(s)))
         return steps.map(lambda s: self.notebook_link(s[0]) if len(s) == 1 else "")
+
+    @cached_property
+    def study(self) -> pd.DataFrame:
+        """One row per model, protocol and task with every alignment measure (``alignment_study``)."""
+        return alignment_study.measures_table(self.df, self.configs, self.runs) if len(self.df) else pd.DataFrame()
+
+    @cached_property
+    def associations(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Each measure against Delta_Sup, and the measures compared, with intervals from the bootstrap over
+        configurations: only in a grid that measures beyond static P@1 (contextual measures or snapshots)."""
+        metrics = self.df.metric.astype(str) if len(self.df) else pd.Series(dtype=str)
+        beyond = metrics.str.match(alignment_study.LAYER_METRIC).any() or metrics.str.match(alignment_study.STEP_METRIC).any()
+        if not (beyond and len(self.study)):
+            return pd.DataFrame(), pd.DataFrame()
+        return alignment_study.association_tables(alignment_study.correlation_models(self.study))
 
     # ---------------------------------------------------------------------------- the sections, in order
     def provenance(self) -> list:
@@ -351,6 +369,43 @@ class Report:
         return [Figure(lambda: plots.corpus_figure(self.base) if len(self.cells) else None,
                        "one corpus setting in this grid (papermill_runs/grids/corpus.yaml has all three)", "corpus")]
 
+    def alignment_study(self) -> list:
+        aa, ap = alignment_study, alignment_plots
+        study, (assoc, compared) = self.study, self.associations
+        dial = aa.dial_models(study) if len(study) else pd.DataFrame()
+        curves, profile = (aa.training_curves(self.df), aa.layer_profile(self.df)) if len(self.df) else (
+            pd.DataFrame(), pd.DataFrame())
+        if not (len(assoc) or len(dial) or len(curves) or len(profile)):
+            return ["no contextual measures, embedding snapshots or ALIGN-MLM models in this grid "
+                    "(papermill_runs/grids/alignment_cpu.yaml has them)"]
+        out: list[Any] = []
+        if len(assoc):
+            shown = assoc.assign(measure=assoc.measure.map(aa.measure_label), value=aa.interval_text(assoc))
+            index = ["protocol", "language", "task", "measure"]
+            out.append(shown.pivot_table(index=index, columns="statistic", values="value", aggfunc="first", sort=False)
+                       .join(shown.groupby(index, sort=False).agg(models=("n_models", "first"),
+                                                                  configurations=("n_configurations", "first"))))
+            if len(compared):
+                out.append(compared.assign(difference=aa.interval_text(compared, "difference"))
+                           .drop(columns=["ci_low", "ci_high"]))
+            best = aa.best_measure(assoc)
+            for (protocol, language), g in aa.correlation_models(study).groupby(["protocol", "language"], sort=False):
+                mine = assoc[(assoc.protocol == protocol) & (assoc.language == language)]
+                for measure in [m for m in ("alignment_at_1", best) if m]:
+                    out += [f"{language}, protocol {protocol}: Delta_Sup against {aa.measure_label(measure)}",
+                            Figure(lambda g=g, m=measure, a=mine: ap.scatter_figure(g, m, a))]
+        if len(dial):
+            dose = aa.dose_response(dial)
+            out.append(dose.round(3))
+            trends = aa.dial_trends(dial)
+            if len(trends):
+                out.append(trends.assign(value=aa.interval_text(trends)).pivot_table(
+                    index=["protocol", "language", "transformation", "task", "models", "measure"],
+                    columns="statistic", values="value", aggfunc="first", sort=False))
+            for protocol, d in dose.groupby("protocol", sort=False):
+                out += [f"the dial, protocol {protocol}", Figure(lambda d=d: ap.dial_figure(d))]
+        return out + [Figure(lambda: ap.training_figure(curves)), Figure(lambda: ap.layer_figure(profile))]
+
     def pretraining(self) -> list:
         pre = self.df[self.df.task == "pretrain"]
         if not len(pre):
@@ -381,7 +436,7 @@ class Report:
 
     SECTIONS = ("provenance", "overview", "scorecard", "classifiers", "references", "skipped_cells", "configurations",
                 "main_table", "compositions", "variants", "cpu_targets", "per_language", "scores", "per_run", "pairs",
-                "retrieval", "alignment", "corpus", "pretraining", "finetuning", "figure_files")
+                "retrieval", "alignment", "corpus", "alignment_study", "pretraining", "finetuning", "figure_files")
 
     def items(self, section: str) -> list:
         """What ``section`` shows: tables, lines of text and ``Figure``s (drawn when shown)."""

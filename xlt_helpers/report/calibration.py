@@ -104,6 +104,9 @@ def calibration_points(cells: pd.DataFrame, compute: pd.DataFrame) -> pd.DataFra
     align = cells[cells.metric.isin(list(ALIGNMENT_N))]
     align = align.assign(quantity=align.metric.map(ALIGNMENT_LABEL))
     points = pd.concat([scores, deltas, align], ignore_index=True)
+    if "corpus_setting" in points and points.corpus_setting.nunique() > 1:  # one model per transformation and setting
+        points = points.assign(transformation=[t if c == "parallel" else f"{t} {c}"
+                                               for t, c in zip(points.transformation, points.corpus_setting)])
     keep = ["variant", "transformation", "quantity", "value", "ci_low", "ci_high", "n_seeds"]
     return points[keep].merge(compute, on="variant")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import stats
+from ..alignment_measures import interval_count
 from ..labels import DEFAULT_VARIANT, PREDICTIONS
 from ..storage import read_json
 from ..tasks import TASKS
@@ -22,7 +23,7 @@ def run_samples(step_dir: str | Path, variant: str = DEFAULT_VARIANT) -> list[di
     """What the intervals of one finished step are computed from: one record per score row with its cell,
     seeds and either per-example arrays and the statistic that scores them (``arrays``,
     ``statistic``), or, for alignment, a proportion over ``n`` token pairs. Rows without a test-set
-    estimate (pretraining loss and overlap, chance levels) are left out. ``variant``: the grid variant
+    estimate (pretraining loss and overlap, chance levels, CKA) are left out. ``variant``: the grid variant
     the step's rows are counted in (the runner's ``Step.variants``)."""
     step_dir = Path(step_dir)
     if not (step_dir / "results.json").exists():
@@ -41,8 +42,9 @@ def run_samples(step_dir: str | Path, variant: str = DEFAULT_VARIANT) -> list[di
     for r in result["rows"]:
         base = {**{k: r.get(k) for k in CELL}, "corpus_setting": corpus, "variant": variant, "seed": r.get("seed"),
                 "finetune_seed": r.get("finetune_seed"), "step_dir": str(step_dir)}
-        if r["metric"] in ALIGNMENT_N:
-            n = int((result.get("report") or {}).get(ALIGNMENT_N[r["metric"]], 0))
+        count = ALIGNMENT_N.get(r["metric"]) or interval_count(r["metric"])  # contextual P@1, P@1 per step
+        if count:
+            n = int((result.get("report") or {}).get(count, 0))
             out.append({**base, "value": r["value"], "n": n})
         elif tables is not None and r["task"] in TASKS:
             spec = TASKS[r["task"]]
