@@ -93,11 +93,11 @@ def load_grid(path: str | Path, set_overrides: Mapping[str, Any] | None = None) 
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of grid keys, found {type(raw).__name__}")
     if "blocks" in raw:
-        return _load_blocks(raw, path)
-    return _grid_from_mapping(raw, path)
+        return _load_blocks(raw, path, set_overrides)
+    return _grid_from_mapping(raw, path, set_overrides)
 
 
-def _load_blocks(raw: dict, path: Path) -> Grid:
+def _load_blocks(raw: dict, path: Path, set_overrides: Mapping[str, Any] | None = None) -> Grid:
     """A grid of ``blocks``: each block is the top level with the block's keys in place of its own
     (``overrides`` merged, the block's on top), validated as a grid of its own; the grid runs the union of
     their steps, a step shared by two blocks once. For designs a product of axes cannot express: some
@@ -115,14 +115,14 @@ def _load_blocks(raw: dict, path: Path) -> Grid:
     for k, block in enumerate(blocks):
         merged = {**raw, **block}
         merged["overrides"] = {**top, **flatten_overrides(block.get("overrides") or {}, f"{path}: blocks[{k}]: overrides")}
-        parts.append(_grid_from_mapping(merged, Path(f"{path}#blocks[{k}]")))
+        parts.append(_grid_from_mapping(merged, Path(f"{path}#blocks[{k}]"), set_overrides))
     union = lambda key: list(dict.fromkeys(v for p in parts for v in getattr(p, key)))  # noqa: E731
     return Grid(name=raw["name"], scale=parts[0].scale, languages=union("languages"),
                 transformations=union("transformations"), tasks=union("tasks"), seeds=union("seeds"),
                 description=raw.get("description", ""), pairs=union("pairs"), path=str(path), blocks=parts)
 
 
-def _grid_from_mapping(raw: dict, path: Path) -> Grid:
+def _grid_from_mapping(raw: dict, path: Path, set_overrides: Mapping[str, Any] | None = None) -> Grid:
     """A grid from its YAML mapping, every key, override and model config checked (``path``: for messages)."""
     if "options" in raw:
         raise ConfigError(f"{path}: `options` is gone: write its fields under `overrides` with their group, "
