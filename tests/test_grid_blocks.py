@@ -11,7 +11,7 @@ from xlt_helpers.grid.spec import load_grid
 
 from test_runner import write_grid  # pytest puts tests/ on sys.path
 
-TOP = "scale: test\ntasks: [pos]\nvariants: {trained: {}, frozen: {finetune.embedding_lr_scale: 0.0}}\n"
+TOP = "scale: test\ntasks: [pos]\nvariants: {trained: {finetune.embedding_lr_scale: 1.0}, frozen: {finetune.embedding_lr_scale: 0.0}}\n"
 ALIGNMENT_CPU = REPO_ROOT / "papermill_runs" / "grids" / "alignment_cpu.yaml"
 
 
@@ -21,7 +21,7 @@ def test_blocks_run_the_union_of_their_steps_once(tmp_path, monkeypatch):
         "blocks:\n"
         "  - {languages: [en], seeds: [0, 1], transformations: [translit]}\n"
         "  - {languages: [en], seeds: [0], transformations: [translit, translit+inv],\n"
-        "     overrides: {pretrain.steps: 7}, variants: {'trained:short': {}}}\n")))
+        "     overrides: {pretrain.steps: 7}, variants: {'trained:short': {finetune.embedding_lr_scale: 1.0}}}\n")))
     assert grid.languages == ["en"] and grid.transformations == ["translit", "translit+inv"] and grid.seeds == [0, 1]
     steps = expand(grid)
     assert len({s.out_dir for s in steps}) == len(steps)
@@ -42,7 +42,7 @@ def test_a_step_planned_by_two_blocks_serves_both_variants(tmp_path, monkeypatch
     grid = load_grid(write_grid(tmp_path, TOP + (
         "blocks:\n"
         "  - {languages: [en], transformations: [translit]}\n"
-        "  - {languages: [en], transformations: [translit], variants: {'trained:again': {}}}\n")))
+        "  - {languages: [en], transformations: [translit], variants: {'trained:again': {finetune.embedding_lr_scale: 1.0}}}\n")))
     align = [s for s in expand(grid) if s.kind == "alignment"]
     assert len(align) == 1 and align[0].variants == ["trained", "frozen", "trained:again"]
 
