@@ -16,13 +16,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from .grid.kinds import KINDS
+from .step_kinds import KINDS
 
 PACKAGE = Path(__file__).resolve().parent
 
 # Modules that cannot change a result: where files live, how they are written, how steps are run and shown.
 NEUTRAL = frozenset({"__init__", "__main__", "config", "storage", "errors", "run_config", "fingerprint", "stats",
-                     "progress", "compute", "syntax.__init__", "syntax.__main__", "syntax.stats"})
+                     "progress", "compute", "step_kinds", "syntax.__init__", "syntax.__main__", "syntax.stats"})
 # Wings whose every module is neutral: the grid runs steps, the report reads their results.
 NEUTRAL_WINGS = ("grid", "report")
 # What each step kind computes with (besides ``experiment``, the step functions, which every kind runs) and

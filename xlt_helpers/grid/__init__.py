@@ -1,6 +1,6 @@
 """The grid wing: a grid file expanded into notebook steps, run here or on Ray, and aggregated.
 
-``spec`` reads the grid file; ``kinds`` is the step-kind table; ``keys`` names the folders; ``step``
+``spec`` reads the grid file; ``keys`` names the folders (by the step-kind table, ``step_kinds``); ``step``
 is one step and its state; ``plan`` expands a grid into steps; ``notebooks`` executes one notebook;
 ``execute`` runs one step under its lock; ``local_executor`` and ``ray_executor`` run many;
 ``aggregate`` gathers the results into the report folder; ``run`` is what the command line calls.
