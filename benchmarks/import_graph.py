@@ -17,10 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from xlt_helpers.fingerprint import _imports, package_sources  # noqa: E402
 
 WINGS = ("grid", "report")
-# The only arrows from outside a wing into it: the command line; the step-kind table that the code
-# fingerprints read (grid.kinds imports nothing from the package); the grid's aggregation, which writes the
-# report folder's tables with the report's own functions (the grid sits above the report; never the reverse).
-ALLOWED_INTO_WINGS = {("__main__", "grid."), ("fingerprint", "grid.kinds"), ("grid.aggregate", "report.")}
+# The only arrows from outside a wing into it: the command line, and the grid's aggregation, which writes
+# the report folder's tables with the report's own functions (the grid sits above the report, never below).
+ALLOWED_INTO_WINGS = {("__main__", "grid."), ("grid.aggregate", "report.")}
 
 
 def graph() -> dict[str, set[str]]:

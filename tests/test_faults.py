@@ -143,7 +143,7 @@ def _grid(tmp_path, monkeypatch, text=GRID):
 
 def _fake_results(step):
     """A finished step's files: results.json, and the model folder of the kinds whose dependants read one."""
-    from xlt_helpers.grid.kinds import KINDS
+    from xlt_helpers.step_kinds import KINDS
 
     for name in KINDS[step.kind].outputs:
         (step.out_dir / name).parent.mkdir(parents=True, exist_ok=True)

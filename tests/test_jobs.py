@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from xlt_helpers.grid.kinds import KINDS
+from xlt_helpers.step_kinds import KINDS
 
 from xlt_helpers import progress
 from xlt_helpers.config import REPO_ROOT

@@ -17,11 +17,11 @@ def test_no_circle_and_no_arrow_back_up_into_a_wing():
 def test_the_tables_sit_below_what_reads_them():
     g = import_graph.graph()
     floor = import_graph.floors(g)
-    assert floor["grid.kinds"] == floor["metrics"] == floor["labels"] == 1   # they import nothing of the package
+    assert floor["step_kinds"] == floor["metrics"] == floor["labels"] == 1   # they import nothing of the package
     assert floor["tasks"] < floor["data"] < floor["encoding"] < floor["finetune"]
     assert floor["inputs"] < floor["corpus"] and "inputs" in g["grid.keys"]  # one list of a pretraining's inputs
     for reader in ("grid.plan", "grid.keys", "grid.step", "grid.ray_executor", "fingerprint"):
-        assert "grid.kinds" in g[reader], reader
+        assert "step_kinds" in g[reader], reader
 
 
 def test_the_check_command_exits_zero(capsys):

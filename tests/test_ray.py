@@ -182,7 +182,7 @@ def test_bad_executor_flags_end_in_one_line(args, message, capsys):
 
 
 def test_the_local_runner_does_not_import_ray(tmp_path):
-    code = ("import sys; from xlt_helpers import __main__, runner; status(sys.argv[1]); "
+    code = ("import sys; from xlt_helpers import __main__; from xlt_helpers.grid.run import status; status(sys.argv[1]); "
             "print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(TEST_GRID)], capture_output=True, text=True, check=True,
                          env={**os.environ, "XLT_RUNS_DIR": str(tmp_path / "runs")})

@@ -9,7 +9,7 @@ from xlt_helpers.config import REPO_ROOT
 from xlt_helpers.run_config import (GROUPS, PRESETS, ConfigError, field_names, from_dict, load, resolve,
                                     step_key)
 from xlt_helpers.grid.keys import model_dir, step_dir
-from xlt_helpers.grid.kinds import KINDS
+from xlt_helpers.step_kinds import KINDS
 from xlt_helpers.grid.plan import expand
 from xlt_helpers.grid.run import status, to_run
 from xlt_helpers.grid.spec import load_grid

@@ -9,7 +9,7 @@ import pytest
 from xlt_helpers.config import REPO_ROOT
 from xlt_helpers.experiment import ROW_COLUMNS
 from xlt_helpers.grid.execute import execute_step
-from xlt_helpers.grid.kinds import KINDS
+from xlt_helpers.step_kinds import KINDS
 from xlt_helpers.grid.plan import expand
 from xlt_helpers.grid.run import run_grid
 from xlt_helpers.grid.spec import load_grid

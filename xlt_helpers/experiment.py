@@ -357,7 +357,7 @@ def _contextual(cfg: RunConfig, encoder, tok: Tokenizer, derived: DerivedLanguag
     sentences = load_task("retrieval", d.language, "test", max_examples=cfg.evaluate.contextual_sentences)
     trees = tree_parser(d.language, d) if derived.needs_trees else None
     pairs = parallel_sentences(tok, derived, sentences, cfg.pretrain.seq_len, trees)
-    # the alignment kind asks a cluster for no GPU (grid.kinds): without one in sight it runs on the CPU
+    # the alignment kind asks a cluster for no GPU (step_kinds): without one in sight it runs on the CPU
     device = pick_device(ft.device if ft.device != "cuda" or torch.cuda.is_available() else "cpu")
     precision = ft.precision if device.type == ft.device else "fp32"
     return contextual_report(encoder.to(device).eval(), pairs, ft.eval_batch_size, precision)

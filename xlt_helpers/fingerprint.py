@@ -16,13 +16,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from .grid.kinds import KINDS
+from .step_kinds import KINDS
 
 PACKAGE = Path(__file__).resolve().parent
 
 # Modules that cannot change a result: where files live, how they are written, how steps are run and shown.
 NEUTRAL = frozenset({"__init__", "__main__", "config", "storage", "errors", "strict_yaml", "memory", "run_config",
-                     "fingerprint", "stats", "docgen", "progress", "timing", "compute", "syntax.__init__", "syntax.__main__",
+                     "fingerprint", "stats", "docgen", "progress", "timing", "compute", "step_kinds", "syntax.__init__", "syntax.__main__",
                      "syntax.stats",
                      "hf_tokenizer", "model_card", "loading",  # a model folder's transformers files
                      "extras"})

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from ..config import runs_dir
 from ..fingerprint import fingerprint
+from ..inputs import pretraining_inputs
 from ..labels import MONO, PAIR, pair_name
 from ..run_config import RunConfig, step_key
-from ..inputs import pretraining_inputs
-from .kinds import KINDS
+from ..step_kinds import KINDS
 
 
 def pretraining_data_key(cfg: RunConfig) -> str:
@@ -65,7 +65,7 @@ def model_dir(cfg: RunConfig) -> Path:
 
 def step_dir(cfg: RunConfig, kind: str, task: str | None = None) -> Path:
     """A step's folder inside its model's: the name says what it is, the key what it read beyond the model
-    (``kinds.KINDS``: the config groups, and the task's data files for a step that serves a task)."""
+    (``step_kinds.KINDS``: the config groups, and the task's data files for a step that serves a task)."""
     k = KINDS[kind]
     if not k.groups:
         return model_dir(cfg) / k.folder

@@ -14,9 +14,9 @@ from typing import Any
 
 from ..labels import DEFAULT_VARIANT, pair_name
 from ..run_config import RunConfig
+from ..step_kinds import KINDS
 from ..transformations import traits
 from .keys import step_dir
-from .kinds import KINDS
 from .spec import Grid, parse_pair
 from .step import Step
 

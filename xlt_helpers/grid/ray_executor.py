@@ -28,14 +28,14 @@ from pathlib import Path
 from ..config import process_env
 from ..progress import ENV as PROGRESS_ENV
 from ..progress import clock, describe, read
+from ..step_kinds import KINDS
 from .execute import record_error, run_one, step_lock, thread_environment
-from .kinds import KINDS
 from .step import Step
 
 def step_resources(step: Step, cpus_per_step: int = 1, pretrain_procs: int = 1) -> dict[str, float]:
     """What one step asks Ray for (docs/running.md, "On a Ray cluster"): ``num_cpus`` (``cpus_per_step``, at
     least one a torchrun process; its kernel gets as many threads) and ``num_gpus`` (``gpus`` of its kind in
-    ``kinds.KINDS``, times the torchrun processes of a pretraining, when the device of its kind's config
+    ``step_kinds.KINDS``, times the torchrun processes of a pretraining, when the device of its kind's config
     group resolved to cuda; else none)."""
     k = KINDS[step.kind]
     procs = pretrain_procs if k.torchrun else 1

@@ -13,13 +13,13 @@ from typing import Any
 from ..config import runs_dir
 from ..fingerprint import code_fingerprint
 from ..run_config import RunConfig
+from ..step_kinds import KINDS
 from ..storage import read_json
-from .kinds import KINDS
 
 
 @dataclass
 class Step:
-    kind: str                 # a row of kinds.KINDS: pretrain | finetune_mono | transfer | alignment | retrieval
+    kind: str                 # a row of step_kinds.KINDS: pretrain | finetune_mono | transfer | alignment | retrieval
     out_dir: Path
     cfg: RunConfig
     params: dict[str, Any]    # the notebook's other parameters (task, the folders it reads)

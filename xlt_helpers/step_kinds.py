@@ -1,9 +1,10 @@
 """The step kinds: one row per kind of step, the one place that says what a kind reads, which notebook runs
 it, what it asks a cluster for and which code computes its numbers.
 
-Planning (``plan``), folder names (``keys``), a step's notebook parameters (``step``), the Ray resource
-table (``ray_executor``) and the code fingerprints (``fingerprint.ROOTS``) all read ``KINDS``. This module
-imports nothing from the package, so that ``fingerprint`` can read it from below.
+Planning (``grid.plan``), folder names (``grid.keys``), a step's notebook parameters (``grid.step``), the
+Ray resource table (``grid.ray_executor``) and the code fingerprints (``fingerprint.ROOTS``) all read
+``KINDS``. It sits below the grid wing and imports nothing from the package, so that ``fingerprint``
+reads it without an arrow up into the wing.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ class StepKind:
     roots: tuple[str, ...]        # modules whose code computes its numbers (besides `experiment`, every kind's;
                                   # `pretrained`: a model folder's languages, read by every kind after pretraining)
     depends_on: tuple[str, ...]   # kinds whose results it reads: their code is in its fingerprint too
-    torchrun: bool = False        # it can train under torchrun, several processes (``ray_executor``)
+    torchrun: bool = False        # it can train under torchrun, several processes (``grid.ray_executor``)
     progress_parameter: bool = False  # its notebook takes `progress` (the runner turns the tqdm bar off)
     task_parameter: bool = False  # its notebook takes `task` (one notebook serves every fine-tuned task)
     outputs: tuple[str, ...] = () # files beside results.json that its dependants read: without one it is not done
