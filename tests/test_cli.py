@@ -62,13 +62,13 @@ def test_run_hands_its_options_to_the_runner(monkeypatch, capsys):
     monkeypatch.setattr(grid_run, "run_plan", lambda grid, steps, skips, **kw: calls.append((grid, steps, kw)))
     assert cli.main(["run", str(TEST_GRID), "--set", "pretrain.steps=500", "--rerun-stale"]) == 0
     grid, steps, options = calls[-1]
-    assert options == {"rerun_stale": True, "jobs": 1, "warm_kernels": False} and grid.overrides["pretrain.steps"] == 500
+    assert options == {"rerun_stale": True, "jobs": None, "warm_kernels": True} and grid.overrides["pretrain.steps"] == 500
     assert all(s.cfg.pretrain.steps == 500 for s in steps)
     assert cli.main(["run", str(TEST_GRID), "--executor", "ray", "--cpus-per-step", "3", "--address", "auto"]) == 0
-    assert calls[-1][2] == {"rerun_stale": False, "jobs": 1, "warm_kernels": False, "executor": "ray",
+    assert calls[-1][2] == {"rerun_stale": False, "jobs": None, "warm_kernels": True, "executor": "ray",
                             "cpus_per_step": 3, "address": "auto"}
-    assert cli.main(["run", str(TEST_GRID), "--jobs", "2", "--warm-kernels"]) == 0
-    assert calls[-1][2] == {"rerun_stale": False, "jobs": 2, "warm_kernels": True}
+    assert cli.main(["run", str(TEST_GRID), "--jobs", "2", "--fresh-kernels"]) == 0
+    assert calls[-1][2] == {"rerun_stale": False, "jobs": 2, "warm_kernels": False}
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -96,9 +96,9 @@ def _run_parser(sub) -> None:
         execution.add_argument("--pretrain-procs", type=_whole_number, metavar="N",
                                help="processes of each pretraining under torchrun (one GPU each on cuda); ray only"),
     ]
-    run.add_argument("--warm-kernels", dest="warm_kernels", action="store_true",
-                     help="each job's steps share one warm kernel (imports once; default: a new kernel per step, "
-                          "because an interrupted warm kernel is still recorded as failed, not interrupted)")
+    run.add_argument("--fresh-kernels", dest="warm_kernels", action="store_false",
+                     help="a new kernel for every step (default: each job's steps share one warm kernel, which "
+                          "imports torch and the package once)")
     run.set_defaults(func=_cmd_run, forwarded=[action.dest for action in forwarded])
 
 
@@ -154,9 +154,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .grid.spec import load_grid
 
     options = {name: getattr(args, name) for name in args.forwarded if getattr(args, name) is not None}
-    # one job unless asked: with several, an interrupted grid can record a step whose kernel died as failed
-    # rather than interrupted (tests/test_faults.py, Ctrl-C with two jobs), not yet resolved
-    options = {"jobs": 1, "warm_kernels": args.warm_kernels, **options}
+    options = {"jobs": None, "warm_kernels": args.warm_kernels, **options}  # None: what the machine can use
     grid = load_grid(args.grid, _overrides(args.set))
     steps, skips = plan(grid)  # once: the states after the run are read from these steps
     before = signal.signal(signal.SIGTERM, _interrupt)  # a kill stops the grid as Ctrl-C does

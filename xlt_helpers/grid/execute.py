@@ -36,13 +36,12 @@ def execute_step(step: Step, log=print, env: dict[str, str] | None = None) -> bo
             raise RuntimeError(f"notebook finished without a valid results.json: {problem}")
         partial.replace(step.out_dir / step.notebook)
     except KeyboardInterrupt:
-        kernels.discard()
-        if not step.done:
-            atomic_write_json({"step": step.name, "seconds": time.time() - t0,
-                               "at": time.strftime("%Y-%m-%d %H:%M:%S")}, step.interrupted)
-        log(f"  interrupted {step.name} after {time.time() - t0:.0f}s: it stays pending; run again to resume")
+        _record_interrupted(step, t0, log)
         raise
     except Exception as exc:  # a failing step is recorded, the grid goes on
+        if INTERRUPTED.is_set():  # its kernel was killed by Ctrl-C (while starting, warming up or running)
+            _record_interrupted(step, t0, log)
+            raise KeyboardInterrupt from None
         kernels.discard()  # the next step gets a fresh kernel
         step.results.unlink(missing_ok=True)
         error, where = exception_of(exc)
@@ -55,6 +54,15 @@ def execute_step(step: Step, log=print, env: dict[str, str] | None = None) -> bo
         step.progress.unlink(missing_ok=True)
     log(f"  done   {step.name} ({time.time() - t0:.0f}s)")  # outside the try: a log that fails cannot fail the step
     return True
+
+
+def _record_interrupted(step: Step, t0: float, log) -> None:
+    """Ctrl-C reached ``step``: ``interrupted.json`` (it stays pending) and its thread's kernel dropped."""
+    kernels.discard()
+    if not step.done:
+        atomic_write_json({"step": step.name, "seconds": time.time() - t0,
+                           "at": time.strftime("%Y-%m-%d %H:%M:%S")}, step.interrupted)
+    log(f"  interrupted {step.name} after {time.time() - t0:.0f}s: it stays pending; run again to resume")
 
 
 def exception_of(exc: BaseException) -> tuple[str, str | None]:
