@@ -200,3 +200,35 @@ def test_ctrl_c_records_every_running_step_as_interrupted(tmp_path, shared_runs)
                             capture_output=True, check=True).stdout.splitlines()
     assert sum(line.startswith("interrupted") for line in status) == 2, status
     assert not any(line.startswith(("failed", "done")) for line in status), status
+
+
+@pytest.mark.slow
+def test_notebooks_side_by_side_leave_the_runners_directory_alone(tmp_path, monkeypatch):
+    """Two notebooks executed at once in two threads: each kernel works in notebooks/, and the runner's own
+    working directory never moves (papermill's ``cwd`` would chdir the whole process, racing threads)."""
+    import nbformat
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xlt_helpers.grid import notebooks
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("out = ''", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import os, time\ntime.sleep(1)\nopen(out, 'w').write(os.getcwd())")],
+        metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"},
+                  "language_info": {"name": "python"}})
+    fake = tmp_path / "notebooks"
+    fake.mkdir()
+    nbformat.write(nb, fake / "cwd.ipynb")
+    monkeypatch.setattr(notebooks, "NOTEBOOKS", fake)
+    monkeypatch.chdir(tmp_path)
+    seen = []
+
+    def one(k: int) -> None:
+        time.sleep(0.5 * (k % 2))  # the second starts while the first runs, and ends after it
+        notebooks.execute_notebook("cwd.ipynb", tmp_path / f"run{k}.ipynb", {"out": str(tmp_path / f"cwd{k}")})
+        seen.append(os.getcwd())
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(one, range(4)))
+    assert [(tmp_path / f"cwd{k}").read_text() for k in range(4)] == [str(fake)] * 4
+    assert seen == [str(tmp_path)] * 4 and os.getcwd() == str(tmp_path)

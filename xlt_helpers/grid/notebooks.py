@@ -134,8 +134,11 @@ def execute_notebook(notebook: str, output: Path, parameters: dict, env: dict[st
     kernel = {"km": km} if km is not None else {"kernel_manager_class": step_kernel_manager(env)}
     with _ctrl_c_kills_the_kernel() as interrupted:
         try:
+            # the kernel starts in notebooks/ (nbclient's resources path); papermill's own ``cwd`` would chdir
+            # this whole process, which races between the runner's threads and can leave it elsewhere
             pm.execute_notebook(str(NOTEBOOKS / notebook), str(output), parameters=parameters, kernel_name="python3",
-                                progress_bar=False, cwd=str(NOTEBOOKS), extra_arguments=KERNEL_ARGS, **kernel)
+                                progress_bar=False, resources={"metadata": {"path": str(NOTEBOOKS)}},
+                                extra_arguments=KERNEL_ARGS, **kernel)
         except Exception:
             if interrupted or INTERRUPTED.is_set():
                 raise KeyboardInterrupt from None
