@@ -144,6 +144,13 @@ def test_a_fresh_clone_trains_a_test_model_once(model_dir, tmp_path, monkeypatch
         md.choose_model(tmp_path)
 
 
+def test_run_folders_with_transliteration_come_first(test_report):
+    found = md.run_models(test_report.parent.parent)
+    kinds = [md.model_meta(f)["transformation"] for f in found]
+    assert kinds == ["translit", "inv", None]  # the test grid's models: twins of their own, then a reordering, mono
+    assert md.choose_model() == found[0]
+
+
 def test_the_model_views_on_a_trained_model(model_dir):
     p = md.load(model_dir)
     V = p.derived.language.vocab_size

@@ -26,7 +26,7 @@ from ..pretrained import META, model_meta
 from ..run_config import resolve
 from ..run_config import load as load_config
 from ..tokenizer import encode_words, split_words
-from ..transformations import BOS, EOS, MASK, N_SPECIAL, DerivedLanguage, Segment
+from ..transformations import BOS, EOS, MASK, N_SPECIAL, DerivedLanguage, Segment, traits
 from .languages import piece
 
 # The model trained when no run folder exists: the test scale's Transliteration model, seconds on a CPU.
@@ -35,11 +35,14 @@ RUN_MODELS = "*/*/*/*/pretrain/model/" + META  # <scale>/<language>/<transformat
 
 
 def run_models(root: str | Path | None = None) -> list[Path]:
-    """The pretrained model folders of the runs folder (``papermill_runs/``), newest first, those with a
-    derived language before monolingual ones (they have twins to look at)."""
-    found = [p.parent for p in Path(root or runs_dir()).glob(RUN_MODELS)]
-    return sorted(found, key=lambda d: (bool(model_meta(d).get("transformation")), (d / META).stat().st_mtime),
-                  reverse=True)
+    """The pretrained model folders of the runs folder (``papermill_runs/``), newest first: those whose derived
+    language transliterates (twins with ids of their own to look at) before other derived languages, and
+    those before monolingual models and natural pairs."""
+    def rank(folder: Path) -> tuple:
+        spec = model_meta(folder).get("transformation")
+        return bool(spec) and traits(spec).id_map, bool(spec), (folder / META).stat().st_mtime
+
+    return sorted((p.parent for p in Path(root or runs_dir()).glob(RUN_MODELS)), key=rank, reverse=True)
 
 
 def cached_model(config: dict | None = None) -> Path:

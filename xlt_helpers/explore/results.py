@@ -31,7 +31,7 @@ def report_folders(root: str | Path | None = None) -> list[Path]:
 
 def choose_report(report_dir: str | Path | None = None, log=print) -> Path:
     """``report_dir`` if given, else the newest report folder, else the report of the `test` grid, run here
-    first (``grid.run.run_grid``: a few minutes on a fresh clone; its steps are kept and reused)."""
+    first (``grid.run.run_grid``: about 40 s on a fresh clone; its steps are kept and reused)."""
     if report_dir:
         if not (Path(report_dir) / "summary.csv").exists():
             raise FileNotFoundError(f"{report_dir}: not a report folder (no summary.csv): run its grid first")
@@ -82,7 +82,8 @@ def cell_table(cells: pd.DataFrame) -> pd.DataFrame:
     if cells.empty:
         return pd.DataFrame()
     index = [*tables.model_axes(cells), "transformation", "task"]
-    return tables.interval_table(cells, index, ["setting", "metric"], signed=bool((cells.setting == "delta").all()))
+    table = tables.interval_table(cells, index, ["setting", "metric"], signed=bool((cells.setting == "delta").all()))
+    return table.fillna("")  # a setting or metric the row's task does not have
 
 
 def figures(cells: pd.DataFrame) -> list:

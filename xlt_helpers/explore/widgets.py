@@ -142,7 +142,8 @@ def language_explorer(language: str = "en", transformation: str = "translit+inv"
     spec = _dropdown(lg.TRANSFORMATIONS, transformation, "transformation")
     typed = _text("", "or type a composition", "20em")
     choose_task = _dropdown(lg.TASK_CHOICES, task, "task")
-    index = w.IntSlider(value=example, min=0, max=max(n_examples - 1, 0), description="example", style=WIDE,
+    last = max(n_examples - 1, 0)
+    index = w.IntSlider(value=min(example, last), min=0, max=last, description="example", style=WIDE,
                         continuous_update=False)
     examples = live(lambda **v: example_view(**v, preset=preset, n_examples=n_examples),
                     {"language": lang, "transformation": spec, "composition": typed, "task": choose_task,
