@@ -72,10 +72,14 @@ def trees_for(s: Setup, derived: DerivedLanguage, task: str | None = None) -> Tr
 
 def piece(tok: Tokenizer, token_id: int) -> str:
     """One sub-word as text: decoded alone, ``▁`` for the space that starts a word, ``ᵀ`` before a twin
-    (an id ``i >= V`` of a transliterated language is the twin of ``i - V``)."""
+    (an id ``i >= V`` of a transliterated language is the twin of ``i - V``); a piece of a character (bytes
+    that decode to nothing alone) as the byte-level BPE writes it."""
     V = vocab_size_of(tok)
     base, twin = int(token_id) % V, int(token_id) >= V
     text = SPECIAL_TOKENS[base] if base < N_SPECIAL else tok.decode([base])
+    if "\ufffd" in text:
+        raw = tok.id_to_token(base)
+        text = " " + raw[1:] if raw.startswith("Ġ") else raw  # byte-level BPE writes the leading space as Ġ
     text = WORD_START + text[1:] if text.startswith(" ") else text
     return (TWIN_MARK if twin else "") + text
 

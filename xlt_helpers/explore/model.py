@@ -116,6 +116,11 @@ def vocabularies(p: Pretrained) -> dict[str, np.ndarray]:
     return {"original": np.arange(N_SPECIAL, V), "derived": p.derived.language.vocabulary()}
 
 
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The cosine of each vector (last axis) of ``a`` with the matching one of ``b`` (broadcast); 0 for a zero vector."""
+    return (a * b).sum(-1) / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
+
+
 def pca_2d(fit: np.ndarray, points: np.ndarray) -> np.ndarray:
     """``points`` projected on the first two principal axes of ``fit`` (rows: vectors), centred on its mean;
     an axis the data does not span gives 0."""
@@ -136,7 +141,7 @@ def twin_points(embeddings: np.ndarray, words: Sequence[str], ids: Sequence[Sequ
     twin = np.stack([embeddings[list(t)].mean(0) for t in twins])
     both = np.concatenate([orig, twin])
     xy = pca_2d(embeddings[fit_rows] if fit_rows is not None else both, both)
-    cos = (orig * twin).sum(1) / np.maximum(np.linalg.norm(orig, axis=1) * np.linalg.norm(twin, axis=1), 1e-12)
+    cos = cosines(orig, twin)
     n = len(words)
     return pd.DataFrame({"word": list(words) * 2, "language": ["original"] * n + ["derived"] * n,
                          "x": xy[:, 0], "y": xy[:, 1], "cosine with twin": np.concatenate([cos, cos])})
@@ -162,20 +167,14 @@ def twin_figure(points: pd.DataFrame, title: str = ""):
     ax.scatter(twin.x, twin.y, marker="x", s=50, label="derived (twin)", zorder=3)
     for r in orig.itertuples():
         ax.annotate(r.word, (r.x, r.y), textcoords="offset points", xytext=(4, 4), fontsize=9)
-    ax.set_xlabel("principal axis 1")
-    ax.set_ylabel("principal axis 2")
-    ax.set_title(title or "input embeddings: words and their twins (PCA)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finished(fig, ax, "principal axis 1", "principal axis 2",
+                     title or "input embeddings: words and their twins (PCA)")
 
 
 def neighbours(embeddings: np.ndarray, query: np.ndarray, candidates: np.ndarray, k: int = 8) -> pd.DataFrame:
     """The ``k`` rows of ``candidates`` (ids) whose embeddings have the highest cosine with ``query``: id and
     cosine, nearest first (ties: the lower id first)."""
-    cand = embeddings[candidates]
-    cos = cand @ query / np.maximum(np.linalg.norm(cand, axis=1) * np.linalg.norm(query), 1e-12)
+    cos = cosines(embeddings[candidates], query[None])
     order = np.lexsort((candidates, -cos))[:k]
     return pd.DataFrame({"id": candidates[order], "cosine": cos[order]})
 
@@ -257,8 +256,7 @@ def layer_similarity(p: Pretrained, sentence: str, language: DerivedLanguage | N
     states = span_means(p.model.base_model.eval(), [pair.orig, pair.derived],
                         [[body_o, *pair.orig_spans], [body_d, *pair.derived_spans]]).numpy()
     orig, derived = states[:, : n + 1], states[:, n + 1:]
-    cos = (orig * derived).sum(-1) / np.maximum(np.linalg.norm(orig, axis=-1) * np.linalg.norm(derived, axis=-1),
-                                                1e-12)
+    cos = cosines(orig, derived)
     return pd.DataFrame({"layer": np.arange(len(states)), "sentence cosine": cos[:, 0],
                          "mean word cosine": cos[:, 1:].mean(1), "words": n})
 
@@ -271,10 +269,16 @@ def layer_figure(table: pd.DataFrame, title: str = ""):
     ax.plot(table.layer, table["sentence cosine"], marker="o", label="sentence (mean-pooled)")
     ax.plot(table.layer, table["mean word cosine"], marker="s", label="words (mean over words)")
     ax.set_xticks(table.layer)
-    ax.set_xlabel("layer (0: embeddings)")
-    ax.set_ylabel("cosine, original vs derived")
-    ax.set_title(title or "a sentence and its derived form, layer by layer")
-    ax.grid(alpha=0.3)
+    return _finished(fig, ax, "layer (0: embeddings)", "cosine, original vs derived",
+                     title or "a sentence and its derived form, layer by layer")
+
+
+def _finished(fig, ax, xlabel: str, ylabel: str, title: str):
+    """A figure's labels, title, legend and grid, as every figure here has them."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
