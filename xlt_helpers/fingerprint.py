@@ -26,8 +26,9 @@ NEUTRAL = frozenset({"__init__", "__main__", "config", "storage", "errors", "str
                      "syntax.stats",
                      "hf_tokenizer", "model_card", "loading",  # a model folder's transformers files
                      "extras"})
-# Wings whose every module is neutral: the grid runs steps, the report reads their results.
-NEUTRAL_WINGS = ("grid", "report")
+# Packages whose every module is neutral: the grid runs steps, the report reads their results, the exploration
+# notebooks' helpers only look (no step imports them).
+NEUTRAL_WINGS = ("grid", "report", "explore")
 # What each step kind computes with (besides ``experiment``, the step functions, which every kind runs) and
 # the kinds whose results it reads: the step-kind table's columns.
 ROOTS: dict[str, tuple[str, ...]] = {k.name: k.roots for k in KINDS.values()}

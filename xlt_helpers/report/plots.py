@@ -44,6 +44,31 @@ def delta_figure(cells: pd.DataFrame):
     return fig
 
 
+def score_figure(cells: pd.DataFrame):
+    """The scores behind the deltas: BS, BZ, MZ (and ``orig``) of every transformation on each task's primary
+    metric (parallel corpora, as ``delta_figure``), one panel per task, bars per setting."""
+    from ..tasks import TASKS
+
+    primary = [TASKS[t].metric if t in TASKS else m for t, m in zip(cells.task, cells.metric)]
+    d = cells[cells.setting.isin(["BS", "BZ", "MZ", "orig"]) & (cells.metric == primary)
+              & (cells.corpus_setting == "parallel") & (cells.transformation != "mono")]
+    if d.empty:
+        return None
+    tasks = list(dict.fromkeys(d.task))
+    trs = list(dict.fromkeys(d.transformation))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(max(4.5, 1.3 * len(trs)) * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        sub = d[d.task == task]
+        _bars(ax, sub, trs, [s for s in ("BS", "BZ", "MZ", "orig") if s in set(sub.setting)], "transformation",
+              "setting")
+        ax.set_title(f"{task}: {sub.metric.iloc[0]}")
+        ax.set_ylabel("task score (0-1)")
+        ax.tick_params(axis="x", rotation=20)
+    axes[0][-1].legend(title="setting", fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
 def composition_figure(cells: pd.DataFrame):
     """The paper's composition figure: for each word-order change x with a ``translit+x`` model, Delta_Sup
     of Transliteration, of x and of the composition, per task (one panel per x)."""

@@ -9,6 +9,8 @@ import argparse
 import itertools
 from typing import Callable, Iterable, NamedTuple
 
+import pandas as pd
+
 from .conllu import read_conllu
 from .reorder import reorder
 from .spec import SyntaxSpec, parse_spec
@@ -79,24 +81,32 @@ def transform(trees: Iterable[Tree], spec: SyntaxSpec | str, seed: int) -> list[
     return [apply_order(t, reorder(t, spec, seed)) for t in trees]
 
 
-def stats_table(spec: SyntaxSpec, seed: int = 0, max_sentences: int | None = None) -> str:
-    """The printed comparison: source, target (per head class) and transformed source."""
+def stats_frame(spec: SyntaxSpec, seed: int = 0, max_sentences: int | None = None) -> pd.DataFrame:
+    """One row per statistic: its share on the source treebank, on the treebank of the language the spec takes
+    that head class from (``target``), and on the source re-linearised by the spec (``transformed``), with the
+    number of source dependents it counts."""
     source = load_trees(spec.source, max_sentences)
     src = word_order_stats(source)
     out = word_order_stats(transform(source, spec, seed))
     targets = {"N": spec.noun or spec.source, "V": spec.verb or spec.source}
     tgt = {lang: word_order_stats(load_trees(lang, max_sentences)) for lang in set(targets.values())}
+    rows = [{"statistic": s.name, "source": share(src[s.name]), "target language": targets[s.cls],
+             "target": share(tgt[targets[s.cls]][s.name]), "transformed": share(out[s.name]),
+             "n source": src[s.name][1]} for s in STATS]
+    return pd.DataFrame(rows).set_index("statistic").rename_axis(None).assign(**{"n sentences": len(source)})
+
+
+def stats_table(spec: SyntaxSpec, seed: int = 0, max_sentences: int | None = None) -> str:
+    """The printed comparison: source, target (per head class) and transformed source (``stats_frame``)."""
+    table = stats_frame(spec, seed, max_sentences)
+    n = int(table["n sentences"].iloc[0]) if len(table) else 0
     lines = [
-        f"Word order of {spec} (seed {seed}; {len(source)} source sentences): share of dependents before their head",
+        f"Word order of {spec} (seed {seed}; {n} source sentences): share of dependents before their head",
         f"{'statistic':<27} {'source ' + spec.source:>10} {'target':>10} {'transformed':>12} {'n source':>9}",
     ]
-    for s in STATS:
-        lang = targets[s.cls]
-        t = share(tgt[lang][s.name])
-        lines.append(
-            f"{s.name:<27} {share(src[s.name]):>10.3f} {f'{t:.3f} {lang}':>10} {share(out[s.name]):>12.3f} "
-            f"{src[s.name][1]:>9}"
-        )
+    for name, r in table.iterrows():
+        target = f"{r['target']:.3f} {r['target language']}"
+        lines.append(f"{name:<27} {r['source']:>10.3f} {target:>10} {r['transformed']:>12.3f} {int(r['n source']):>9}")
     return "\n".join(lines)
 
 
