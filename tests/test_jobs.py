@@ -160,6 +160,10 @@ def test_two_jobs_give_the_same_results_csv_as_one(tmp_path, shared_runs, monkey
         timing = json.loads((reports[jobs] / "timing.json").read_text())
         assert timing["jobs"] == jobs and timing["steps_run"] == timing["steps"]
         assert (timing["warm_kernels"]["starts"] > 0) == warm
+    run_grid(TEST_GRID, log=lambda *a: None, jobs=2)  # every step done: only aggregation
+    again = json.loads((reports[2] / "timing.json").read_text())
+    assert again["steps_run"] == again["steps"] and again["warm_kernels"]["starts"] > 0  # the steps' record kept
+    assert again["last_aggregation"]["aggregate_s"] >= 0
     one = (reports[1] / "results.csv").read_text()
     assert len(one.splitlines()) > 40 and (reports[2] / "results.csv").read_text() == one
     steps = expand(load_grid(TEST_GRID))  # in the jobs2 folder

@@ -10,6 +10,7 @@ is ``stale``: it is reused with a warning line, or redone with ``rerun_stale``. 
 """
 from __future__ import annotations
 
+import json
 import os
 import resource
 import time
@@ -93,14 +94,27 @@ def run_plan(grid: Grid, steps: list[Step], skips: list[Skip], log=print, rerun_
     t1 = time.time()
     report_dir = aggregate(grid, steps, log, skips)
     now = time.time()
-    atomic_write_json({"grid": grid.name, "executor": executor, "jobs": jobs, "cores": usable_cores(),
+    record = {"grid": grid.name, "executor": executor, "jobs": jobs, "cores": usable_cores(),
                        "steps": len(steps), "steps_run": len(todo),
                        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t0)),
                        "steps_s": round(t1 - t0, 1), "aggregate_s": round(now - t1, 1), "wall_s": round(now - t0, 1),
                        "cpu_s": round(_cpu_seconds() - cpu, 1), "load_before": load, "load_after": os.getloadavg(),
-                       "warm_kernels": {k: round(v, 1) for k, v in kernels.STATS.items()} if jobs else None},
-                      report_dir / "timing.json")
+                       "warm_kernels": {k: round(v, 1) for k, v in kernels.STATS.items()} if jobs else None}
+    atomic_write_json(_keep_steps_record(record, report_dir / "timing.json"), report_dir / "timing.json")
     return report_dir
+
+
+def _keep_steps_record(record: dict, path: Path) -> dict:
+    """The run's timing record; when it ran no step, the record of the last run that did, with this
+    aggregation added as ``last_aggregation`` (a report-only rerun must not erase the steps' timings)."""
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return record
+    if record["steps_run"] or not previous.get("steps_run"):
+        return record
+    again = {k: record[k] for k in ("started", "aggregate_s", "wall_s")}
+    return {**previous, "last_aggregation": again}
 
 
 def _cpu_seconds() -> float:
