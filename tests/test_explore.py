@@ -3,7 +3,8 @@ after any reordering, twins that coincide are drawn as one point, a word is its 
 corpus overlaps itself fully, a verdict's evidence is the cells its interval was computed from; and a
 papermill execution of each exploration notebook at the `test` scale."""
 import json
-import os
+import subprocess
+import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -200,6 +201,29 @@ def test_filters_keep_the_chosen_cells_and_average_the_chosen_languages():
     assert rs.chosen_cells(SUMMARY, {"language": "hi"}).empty
 
 
+def test_a_report_is_chosen_once_the_runner_exits_even_if_its_children_live_on(tmp_path, monkeypatch):
+    """The test grid's runner may leave a process behind (a kernel slow to die) that still holds the
+    runner's output: choose_report returns when the runner exits, without waiting for it."""
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path))
+    left = tmp_path / "left_behind.pid"
+    runner = ("import os, subprocess, sys, pathlib\n"
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+              f"pathlib.Path({str(left)!r}).write_text(str(child.pid))\n"
+              f"folder = pathlib.Path({str(tmp_path)!r}) / 'reports' / 'test'\n"
+              "folder.mkdir(parents=True); (folder / 'summary.csv').write_text('x')\n"
+              "print('grid test: done')\n")
+    monkeypatch.setattr(rs, "test_grid_command", lambda: [sys.executable, "-c", runner])
+    lines = []
+    try:
+        assert rs.choose_report(log=lines.append) == tmp_path / "reports" / "test"
+        pid = int(left.read_text())
+        assert subprocess.run(["kill", "-0", str(pid)]).returncode == 0, "choose_report waited for the child"
+        assert lines == ["grid test: done"]
+    finally:
+        if left.exists():
+            subprocess.run(["kill", left.read_text()])
+
+
 @pytest.fixture(scope="module")
 def test_report(shared_runs):
     from xlt_helpers.grid.run import run_grid
@@ -252,10 +276,10 @@ def test_the_model_notebook_runs_on_a_fresh_clone(shared_runs, tmp_path):
         assert shown in text, shown
 
 
-@pytest.mark.skipif(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1,
-                    reason="waits forever beside other workers of the full suite (cause not found); runs alone: "
-                           "pytest tests/test_explore.py")
-def test_the_results_notebook_runs_on_a_fresh_clone(shared_runs, tmp_path):
+def test_the_results_notebook_runs_on_a_fresh_clone(shared_runs, tmp_path, monkeypatch):
+    """With no report folder, the notebook runs the test grid itself (a runs folder of its own: the command
+    line's steps run side by side with one thread each, and other tests compare theirs to the last digit)."""
+    monkeypatch.setenv("XLT_RUNS_DIR", str(tmp_path / "runs"))
     text = _executed("explore_results.ipynb", tmp_path, {})
     for shown in ("scorecard tests", "averaged over", "Delta_Sup(translit) near 0"):
         assert shown in text, shown

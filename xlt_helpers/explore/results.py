@@ -19,6 +19,7 @@ from ..report import intervals, plots, tables
 from ..report.build import Report, build
 
 TEST_GRID = REPO_ROOT / "papermill_runs" / "grids" / "test.yaml"  # run when no report folder exists
+TEST_GRID_TIMEOUT = 1800  # seconds: about 40 on two idle cores; past this, an error rather than a wait
 FILTERS = ("language", "transformation", "task", "setting", "variant")
 ALL = "(all)"  # a filter that keeps every value
 
@@ -42,18 +43,30 @@ def choose_report(report_dir: str | Path | None = None, log=print) -> Path:
     if found:
         return found[0]
     import subprocess
-    import sys
+    import tempfile
 
-    done = subprocess.run([sys.executable, "-m", "xlt_helpers", "run", str(TEST_GRID)], capture_output=True,
-                          text=True)
-    for line in done.stdout.splitlines()[-3:]:
+    # the runner's output goes to a file, not a pipe: a pipe is read until every process holding it has
+    # closed it, and a kernel of the runner's that outlived it would make this wait forever
+    with tempfile.TemporaryFile("w+") as out:
+        code = subprocess.run(test_grid_command(), stdout=out,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=TEST_GRID_TIMEOUT).returncode
+        out.seek(0)
+        text = out.read()
+    for line in text.splitlines()[-3:]:
         log(line)
-    if done.returncode != 0:
-        raise RuntimeError(f"the test grid failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+    if code != 0:
+        raise RuntimeError(f"the test grid failed (exit {code}):\n{text[-3000:]}")
     found = report_folders()
     if not found:
         raise RuntimeError(f"the test grid ran but left no report under {runs_dir() / 'reports'}")
     return found[0]
+
+
+def test_grid_command() -> list[str]:
+    """The command that runs the `test` grid for ``choose_report``: the runner in a process of its own."""
+    import sys
+
+    return [sys.executable, "-m", "xlt_helpers", "run", str(TEST_GRID)]
 
 
 @lru_cache(maxsize=4)
