@@ -71,6 +71,20 @@ def test_a_report_folder_without_results_says_so_in_each_section(tmp_path):
         report.items("tables")
 
 
+def test_two_figures_of_one_name_are_refused_rather_than_one_file_overwriting_the_other(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from xlt_helpers.report.build import Figure
+
+    report = build(tmp_path, "figures")
+    monkeypatch.setattr(report, "items", lambda section: [Figure(lambda: plt.figure(), name="one"),
+                                                          Figure(lambda: plt.figure(), name="two"),
+                                                          Figure(lambda: plt.figure(), name="one")])
+    with pytest.raises(ValueError, match="named 'one'"):
+        report.show("alignment_study")
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["one.png", "one.svg", "two.png", "two.svg"]
+
+
 def test_the_report_has_contents_provenance_figure_files_curves_and_step_links(report):
     import re
     import subprocess

@@ -393,7 +393,8 @@ class Report:
                 mine = assoc[(assoc.protocol == protocol) & (assoc.language == language)]
                 for measure in [m for m in ("alignment_at_1", best) if m]:
                     out += [f"{language}, protocol {protocol}: Delta_Sup against {aa.measure_label(measure)}",
-                            Figure(lambda g=g, m=measure, a=mine: ap.scatter_figure(g, m, a))]
+                            Figure(lambda g=g, m=measure, a=mine: ap.scatter_figure(g, m, a),
+                                   name=f"alignment_scatter_{protocol}_{language}_{measure}")]
         if len(dial):
             dose = aa.dose_response(dial)
             out.append(dose.round(3))
@@ -403,8 +404,9 @@ class Report:
                     index=["protocol", "language", "transformation", "task", "models", "measure"],
                     columns="statistic", values="value", aggfunc="first", sort=False))
             for protocol, d in dose.groupby("protocol", sort=False):
-                out += [f"the dial, protocol {protocol}", Figure(lambda d=d: ap.dial_figure(d))]
-        return out + [Figure(lambda: ap.training_figure(curves)), Figure(lambda: ap.layer_figure(profile))]
+                out += [f"the dial, protocol {protocol}", Figure(lambda d=d: ap.dial_figure(d), name=f"dial_{protocol}")]
+        return out + [Figure(lambda: ap.training_figure(curves), name="alignment_over_pretraining"),
+                      Figure(lambda: ap.layer_figure(profile), name="alignment_by_layer")]
 
     def pretraining(self) -> list:
         pre = self.df[self.df.task == "pretrain"]
@@ -453,6 +455,10 @@ class Report:
             if isinstance(item, Figure):
                 fig = item.draw()
                 if fig is not None:
+                    if any(p.stem == item.name for p in self.figures):
+                        plt.close(fig)
+                        raise ValueError(f"two figures of section {section!r} or before it are named {item.name!r}: "
+                                         f"each figure is a file of its own (figures/{item.name}.png)")
                     paths = plots.save_figure(fig, self.dir / FIGURES, item.name)
                     self.figures += paths
                     display(fig)
