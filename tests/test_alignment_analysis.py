@@ -193,8 +193,12 @@ def test_the_figures_draw_what_they_should():
     d_rows, configs = _dial_rows()
     fig = ap.dial_figure(aa.dose_response(aa.dial_models(aa.measures_table(d_rows, configs))))
     assert len(fig.axes) == 2 and fig.axes[0].get_xticklabels()[0].get_text() == "0 (mlm)"
-    fig = ap.training_figure(aa.training_curves(rows))
+    curves = aa.training_curves(rows)
+    fig = ap.training_figure(curves)
     assert len(fig.axes[0].lines) == 7
+    many = pd.concat([curves.assign(configuration=curves.configuration + f" #{k}") for k in range(2)])
+    fig = ap.training_figure(many)  # 14 lines, more than matplotlib's 10 default colours: none drawn twice
+    assert len({line.get_color() for line in fig.axes[0].lines}) == 14
     fig = ap.layer_figure(aa.layer_profile(rows))
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["en: linear CKA (words)"]
     matplotlib.pyplot.close("all")

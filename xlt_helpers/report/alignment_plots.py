@@ -106,6 +106,9 @@ def dial_figure(dose: pd.DataFrame):
     return fig
 
 
+DISTINCT = plt.cm.tab20.colors  # 20 colours: the paper's seven configurations and a dial in one panel, none twice
+
+
 def training_figure(curves: pd.DataFrame):
     """Static P@1 over pretraining steps (``training_curves``), one panel per language, one line per
     configuration with its 95% band over seeds."""
@@ -114,6 +117,7 @@ def training_figure(curves: pd.DataFrame):
     langs = list(dict.fromkeys(curves.language))
     fig, axes = plt.subplots(1, len(langs), figsize=(5.6 * len(langs), 4.0), squeeze=False, sharey=True)
     for ax, lang in zip(axes[0], langs):
+        ax.set_prop_cycle(color=DISTINCT)
         for c, d in curves[curves.language == lang].groupby("configuration", sort=False):
             line, = ax.plot(d.step, d.value, marker=".", label=c)
             if d.ci_low.notna().any():
@@ -138,6 +142,7 @@ def layer_figure(profile: pd.DataFrame):
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.8 * rows), squeeze=False)
     names = {"contextual_at_1": "contextual P@1", "cka": "linear CKA (words)", "cka_sentence": "linear CKA (sentences)"}
     for ax, (lang, kind) in zip(axes.flat, panels):
+        ax.set_prop_cycle(color=DISTINCT)
         for c, d in profile[(profile.language == lang) & (profile.kind == kind)].groupby("configuration", sort=False):
             d = d.sort_values("layer")
             ax.errorbar(d.layer, d.value, yerr=_errors(d.value, d.ci_low, d.ci_high), marker="o", capsize=2, label=c)
