@@ -83,6 +83,13 @@ def test_two_figures_of_one_name_are_refused_rather_than_one_file_overwriting_th
     with pytest.raises(ValueError, match="named 'one'"):
         report.show("alignment_study")
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["one.png", "one.svg", "two.png", "two.svg"]
+    again = build(tmp_path, "figures")
+    monkeypatch.setattr(again, "items", lambda section: [Figure(lambda: plt.figure(), name="one")])
+    again.show("corpus")
+    again.show("corpus")  # a section shown again (a notebook cell run twice) rewrites its own file
+    assert [p.name for p in again.figures] == ["one.png", "one.svg"]
+    with pytest.raises(ValueError, match="named 'one'"):
+        again.show("deltas")  # another section's figure of the same name would overwrite it
 
 
 def test_the_report_has_contents_provenance_figure_files_curves_and_step_links(report):

@@ -88,6 +88,7 @@ class Report:
         self.grid_file, self.finetune_cell = grid_file, finetune_cell
         self.runs_dir = Path(runs_dir) if runs_dir else self.dir.parent.parent
         self.figures: list[Path] = []  # the files written by the sections shown so far
+        self._figure_sections: dict[str, str] = {}  # each figure's name -> the section that wrote it
         self.df = results.load_results(self.dir)
         self.summary = _csv(self.dir / "summary.csv")
         self.configs = _csv(self.dir / "configs.csv")
@@ -451,16 +452,19 @@ class Report:
         import matplotlib.pyplot as plt
         from IPython.display import HTML, Markdown, display
 
+        drawn: set[str] = set()
         for item in self.items(section):
             if isinstance(item, Figure):
                 fig = item.draw()
                 if fig is not None:
-                    if any(p.stem == item.name for p in self.figures):
+                    if item.name in drawn or self._figure_sections.get(item.name, section) != section:
                         plt.close(fig)
-                        raise ValueError(f"two figures of section {section!r} or before it are named {item.name!r}: "
+                        raise ValueError(f"two figures of the report are named {item.name!r} (section {section!r}): "
                                          f"each figure is a file of its own (figures/{item.name}.png)")
+                    drawn.add(item.name)
+                    self._figure_sections[item.name] = section  # showing a section again rewrites its own files
                     paths = plots.save_figure(fig, self.dir / FIGURES, item.name)
-                    self.figures += paths
+                    self.figures += [p for p in paths if p not in self.figures]
                     display(fig)
                     plt.close(fig)
                     display(Markdown(" · ".join(f"[{p.name}]({FIGURES}/{p.name})" for p in paths)))
