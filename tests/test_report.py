@@ -76,6 +76,8 @@ def test_two_figures_of_one_name_are_refused_rather_than_one_file_overwriting_th
 
     from xlt_helpers.report.build import Figure
 
+    with pytest.raises(TypeError):
+        Figure(lambda: plt.figure())  # no default name that every unnamed figure would share
     report = build(tmp_path, "figures")
     monkeypatch.setattr(report, "items", lambda section: [Figure(lambda: plt.figure(), name="one"),
                                                           Figure(lambda: plt.figure(), name="two"),

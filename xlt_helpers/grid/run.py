@@ -95,11 +95,11 @@ def run_plan(grid: Grid, steps: list[Step], skips: list[Skip], log=print, rerun_
     report_dir = aggregate(grid, steps, log, skips)
     now = time.time()
     record = {"grid": grid.name, "executor": executor, "jobs": jobs, "cores": usable_cores(),
-                       "steps": len(steps), "steps_run": len(todo),
-                       "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t0)),
-                       "steps_s": round(t1 - t0, 1), "aggregate_s": round(now - t1, 1), "wall_s": round(now - t0, 1),
-                       "cpu_s": round(_cpu_seconds() - cpu, 1), "load_before": load, "load_after": os.getloadavg(),
-                       "warm_kernels": {k: round(v, 1) for k, v in kernels.STATS.items()} if jobs else None}
+              "steps": len(steps), "steps_run": len(todo),
+              "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t0)),
+              "steps_s": round(t1 - t0, 1), "aggregate_s": round(now - t1, 1), "wall_s": round(now - t0, 1),
+              "cpu_s": round(_cpu_seconds() - cpu, 1), "load_before": load, "load_after": os.getloadavg(),
+              "warm_kernels": {k: round(v, 1) for k, v in kernels.STATS.items()} if jobs else None}
     atomic_write_json(_keep_steps_record(record, report_dir / "timing.json"), report_dir / "timing.json")
     return report_dir
 

@@ -30,11 +30,12 @@ FIGURES = "figures"  # the folder beside report.html that holds every figure as 
 @dataclass(frozen=True)
 class Figure:
     """A section's figure, drawn when the section is shown and written to ``figures/<name>.png`` and
-    ``.svg``; ``otherwise``: the line shown when there is nothing to draw (``draw`` returned None)."""
+    ``.svg`` (every figure has a name of its own: it is its file); ``otherwise``: the line shown when there
+    is nothing to draw (``draw`` returned None)."""
 
     draw: Callable[[], Any]
+    name: str
     otherwise: str = ""
-    name: str = "figure"
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,7 @@ class Report:
         self.title = title or self.dir.name
         self.grid_file, self.finetune_cell = grid_file, finetune_cell
         self.runs_dir = Path(runs_dir) if runs_dir else self.dir.parent.parent
-        self.figures: list[Path] = []  # the files written by the sections shown so far
-        self._figure_sections: dict[str, str] = {}  # each figure's name -> the section that wrote it
+        self._figures: dict[str, tuple[str, list[Path]]] = {}  # each figure shown: name -> (its section, its files)
         self.df = results.load_results(self.dir)
         self.summary = _csv(self.dir / "summary.csv")
         self.configs = _csv(self.dir / "configs.csv")
@@ -275,7 +275,8 @@ class Report:
 
     def compositions(self) -> list:
         return [Figure(lambda: plots.composition_figure(self.base) if len(self.cells) else None,
-                       "no composition of Transliteration with a word-order change in this grid", "compositions")]
+                       name="compositions",
+                       otherwise="no composition of Transliteration with a word-order change in this grid")]
 
     def variants(self) -> list:
         cells = self.cells
@@ -368,7 +369,8 @@ class Report:
 
     def corpus(self) -> list:
         return [Figure(lambda: plots.corpus_figure(self.base) if len(self.cells) else None,
-                       "one corpus setting in this grid (papermill_runs/grids/corpus.yaml has all three)", "corpus")]
+                       name="corpus",
+                       otherwise="one corpus setting in this grid (papermill_runs/grids/corpus.yaml has all three)")]
 
     def alignment_study(self) -> list:
         aa, ap = alignment_study, alignment_plots
@@ -416,7 +418,8 @@ class Report:
         logs = curves.pretraining_logs(self.df, self.runs_dir)
         return [tables.seed_table(pre, ["language", *tables.model_axes(self.df), "transformation", "metric"]),
                 f"loss curves of {logs.step_dir.nunique()} of {pre.step.nunique()} pretrainings (loss_log.csv)",
-                Figure(lambda: plots.pretraining_curves(logs), "no loss_log.csv in these steps", "pretraining_loss")]
+                Figure(lambda: plots.pretraining_curves(logs), name="pretraining_loss",
+                       otherwise="no loss_log.csv in these steps")]
 
     def finetuning(self) -> list:
         cells = curves.finetune_cells(self.df) if len(self.df) else []
@@ -428,8 +431,13 @@ class Report:
             raise ValueError(f"finetune_cell {self.finetune_cell!r}: expected transformation/task among {names}")
         logs = curves.finetune_logs(self.df, self.runs_dir, *chosen)
         return [f"cell {'/'.join(chosen)} (the notebook's `finetune_cell` draws another: {names})",
-                Figure(lambda: plots.finetune_curves(logs, "/".join(chosen)),
-                       "no finetune_loss.csv in these steps (computed before fine-tuning saved its loss)", "finetune_loss")]
+                Figure(lambda: plots.finetune_curves(logs, "/".join(chosen)), name="finetune_loss",
+                       otherwise="no finetune_loss.csv in these steps (computed before fine-tuning saved its loss)")]
+
+    @property
+    def figures(self) -> list[Path]:
+        """The files written by the sections shown so far, in the order first shown."""
+        return [p for _, paths in self._figures.values() for p in paths]
 
     def figure_files(self) -> list:
         """The files of every figure shown so far (show this section last)."""
@@ -457,14 +465,13 @@ class Report:
             if isinstance(item, Figure):
                 fig = item.draw()
                 if fig is not None:
-                    if item.name in drawn or self._figure_sections.get(item.name, section) != section:
+                    if item.name in drawn or self._figures.get(item.name, (section,))[0] != section:
                         plt.close(fig)
                         raise ValueError(f"two figures of the report are named {item.name!r} (section {section!r}): "
                                          f"each figure is a file of its own (figures/{item.name}.png)")
                     drawn.add(item.name)
-                    self._figure_sections[item.name] = section  # showing a section again rewrites its own files
                     paths = plots.save_figure(fig, self.dir / FIGURES, item.name)
-                    self.figures += [p for p in paths if p not in self.figures]
+                    self._figures[item.name] = (section, paths)  # a section shown again rewrites its own files
                     display(fig)
                     plt.close(fig)
                     display(Markdown(" · ".join(f"[{p.name}]({FIGURES}/{p.name})" for p in paths)))
