@@ -159,15 +159,6 @@ def test_fast_masked_lm_matches_the_transformers_forward():
         torch.testing.assert_close(g if g is not None else torch.zeros_like(r), r, rtol=1e-4, atol=1e-6, msg=name)
 
 
-_DDP_SCRIPT = """
-import sys
-from xlt_helpers.pretrain import pretrain
-from xlt_helpers.run_config import resolve
-pretrain(resolve("test", {"data.transformation": "translit", "pretrain.steps": 3, "model.dropout": 0.0}),
-         sys.argv[1], progress=False)
-"""
-
-
 @pytest.mark.slow
 def test_two_process_data_parallel_equals_one_process(tmp_path, monkeypatch):
     """torchrun --nproc_per_node=2 on gloo: each rank half of every batch, the same model as one process."""
@@ -176,14 +167,15 @@ def test_two_process_data_parallel_equals_one_process(tmp_path, monkeypatch):
     import sys
 
     monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
-    one = pretrain(resolve("test", {"data.transformation": "translit", "pretrain.steps": 3, "model.dropout": 0.0}),
-                   tmp_path / "one", progress=False)
-    script = tmp_path / "ddp.py"
-    script.write_text(_DDP_SCRIPT)
+    cfg = resolve("test", {"data.transformation": "translit", "pretrain.steps": 3, "model.dropout": 0.0})
+    one = pretrain(cfg, tmp_path / "one", progress=False)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # the grid's own torchrun entry point (executors: --pretrain-procs), which ends the process group it used
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           str(script), str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+                           "-m", "xlt_helpers.grid.ray_executor", "pretrain", json.dumps(cfg.to_dict()),
+                           str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "terminate called" not in proc.stderr, proc.stderr[-3000:]
     meta = json.loads((tmp_path / "two" / "model" / "xlt_meta.json").read_text())
     assert meta["world_size"] == 2
     assert meta["final_loss"] == pytest.approx(one["final_loss"], rel=1e-5)

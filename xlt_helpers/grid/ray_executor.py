@@ -183,10 +183,16 @@ def main(argv: list[str]) -> int:
     if len(argv) != 3 or argv[0] != "pretrain":
         print("usage: python -m xlt_helpers.grid.ray_executor pretrain CONFIG_JSON OUT_DIR (under torchrun)", file=sys.stderr)
         return 2
+    import torch.distributed as dist
+
     from .. import run_config
     from ..pretrain import pretrain
 
-    meta = pretrain(run_config.load(argv[1]), Path(argv[2]), progress=False)
+    try:
+        meta = pretrain(run_config.load(argv[1]), Path(argv[2]), progress=False)
+    finally:  # gloo's worker threads left to the interpreter's exit abort a rank now and then (SIGABRT)
+        if dist.is_initialized():
+            dist.destroy_process_group()
     print(f"rank {os.environ.get('RANK', '0')}: world size {meta['world_size']}, device {meta['device']}, "
           f"final loss {meta['final_loss']}, {meta['tokens_per_s'] or 0:,.0f} tokens/s", flush=True)
     return 0
